@@ -1,0 +1,1 @@
+"""Corpora, demo corpus, feature cache, sampler, collate and the DataModule."""

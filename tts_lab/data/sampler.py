@@ -1,0 +1,96 @@
+"""Length-bucketed, DDP-aware batch sampler.
+
+Sorting a whole epoch by length gives near-zero padding but the same batches every epoch; random batching gives
+~30-40 % padded frames on LJSpeech-like lengths. The middle road used here: shuffle, cut into pools of
+``pool_batches`` batches, sort each pool by length, cut into batches, shuffle the batch order.
+
+Under DDP every rank builds the same batch list from ``seed + epoch`` and takes every ``num_replicas``-th batch, so
+ranks get distinct batches. With ``even=True`` (training) the list is padded by repeating its first batches so every
+rank gets the same count (no rank waits forever in a collective); with ``even=False`` (evaluation) no item is
+repeated, so metrics count each utterance exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+        even: bool = True,
+        pool_batches: int = 50,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} out of range for {num_replicas} replicas")
+        if len(lengths) == 0:
+            raise ValueError("BucketBatchSampler got an empty dataset")
+        self.lengths = torch.as_tensor(list(lengths))
+        self.batch_size = batch_size
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.shuffle = shuffle
+        self.seed = seed
+        self.even = even
+        self.pool_batches = pool_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training loop each epoch so the shuffle differs per epoch but agrees across ranks."""
+        self.epoch = epoch
+
+    def all_batches(self) -> list[list[int]]:
+        """The global batch list of this epoch, before it is dealt out to ranks."""
+        n = len(self.lengths)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        pool = self.batch_size * self.pool_batches if self.shuffle else n
+        batches: list[list[int]] = []
+        for start in range(0, n, pool):
+            chunk = order[start : start + pool]
+            chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        if self.even and len(batches) % self.num_replicas:
+            missing = self.num_replicas - len(batches) % self.num_replicas
+            batches += [batches[i % len(batches)] for i in range(missing)]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.all_batches()[self.rank :: self.num_replicas]
+
+    def __len__(self) -> int:
+        n_batches = -(-len(self.lengths) // self.batch_size) if not self.shuffle else self._n_batches_shuffled()
+        if self.even:
+            return -(-n_batches // self.num_replicas)
+        return len(range(self.rank, n_batches, self.num_replicas))
+
+    def _n_batches_shuffled(self) -> int:
+        n, pool = len(self.lengths), self.batch_size * self.pool_batches
+        full, rest = divmod(n, pool)
+        return full * self.pool_batches + -(-rest // self.batch_size)
+
+
+def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
+    """Share of padded frames when each batch is padded to its longest item."""
+    real = padded = 0
+    for batch in batches:
+        lens = [lengths[i] for i in batch]
+        real += sum(lens)
+        padded += max(lens) * len(lens)
+    return 1.0 - real / padded
