@@ -28,13 +28,20 @@ def test_ranks_disjoint_equal_and_covering(world, n):
     assert dealt == sorted(padded)  # each rank got its own slice; nothing dealt twice
 
 
-def test_eval_mode_never_repeats_items():
-    lengths = lj_like_lengths(101)
-    per_rank = [list(BucketBatchSampler(lengths, 8, num_replicas=2, rank=r, shuffle=False, even=False)) for r in range(2)]
+@pytest.mark.parametrize("world,n", [(1, 101), (2, 101), (2, 3), (3, 17), (4, 4)])
+def test_eval_mode_uses_every_item_once_with_equal_batch_counts(world, n):
+    lengths = lj_like_lengths(n)
+    samplers = [BucketBatchSampler(lengths, 8, num_replicas=world, rank=r, shuffle=False, even=False) for r in range(world)]
+    per_rank = [list(s) for s in samplers]
     items = [i for batches in per_rank for b in batches for i in b]
-    assert sorted(items) == list(range(101))
-    for r in range(2):
-        assert len(per_rank[r]) == len(BucketBatchSampler(lengths, 8, num_replicas=2, rank=r, shuffle=False, even=False))
+    assert sorted(items) == list(range(n))  # no duplicates: metrics count each utterance once
+    assert len({len(b) for b in per_rank}) == 1 and len(per_rank[0]) == len(samplers[0])  # no rank waits
+    assert all(0 < len(b) <= 8 for batches in per_rank for b in batches)
+
+
+def test_eval_mode_refuses_more_processes_than_items():
+    with pytest.raises(ValueError, match="fewer devices"):
+        list(BucketBatchSampler([5, 6], 8, num_replicas=3, rank=0, shuffle=False, even=False))
 
 
 def test_epochs_shuffle_differently_but_identically_across_ranks():

@@ -88,6 +88,8 @@ class FeatureCache:
         todo = [u for u in utterances if not fresh(u)]
         if not todo:
             return
+        # One line per build: under DDP only one process per node builds (LightningDataModule.prepare_data).
+        print(f"tts_lab: caching log-mels of {len(todo)} utterances (pid {os.getpid()}) in {self.dir}", flush=True)
         logmel = LogMel(self.features)
         (self.dir / "mels").mkdir(parents=True, exist_ok=True)
         bar = tqdm(todo, desc=f"caching log-mels in {self.dir}", disable=not progress, unit="utt")

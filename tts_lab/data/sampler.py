@@ -4,10 +4,13 @@ Sorting a whole epoch by length gives near-zero padding but the same batches eve
 ~30-40 % padded frames on LJSpeech-like lengths. The middle road used here: shuffle, cut into pools of
 ``pool_batches`` batches, sort each pool by length, cut into batches, shuffle the batch order.
 
-Under DDP every rank builds the same batch list from ``seed + epoch`` and takes every ``num_replicas``-th batch, so
-ranks get distinct batches. With ``even=True`` (training) the list is padded by repeating its first batches so every
-rank gets the same count (no rank waits forever in a collective); with ``even=False`` (evaluation) no item is
-repeated, so metrics count each utterance exactly once.
+Under DDP every rank must run the same number of batches, or a rank waits forever in a collective (gradient
+all-reduce in training, metric sync at the end of validation).
+- Training (``even=True``): every rank builds the same batch list from ``seed + epoch`` and takes every
+  ``num_replicas``-th batch; the list is padded by repeating its first batches to a multiple of the world size.
+- Evaluation (``even=False``, no shuffling): every item is used exactly once, so metrics count each utterance once.
+  Items sorted by length are dealt round-robin to ranks, and each rank cuts its share into the same number of
+  batches (sizes differ by at most one item).
 """
 
 from __future__ import annotations
@@ -71,14 +74,26 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches += [batches[i % len(batches)] for i in range(missing)]
         return batches
 
+    def _eval_batches(self) -> list[list[int]]:
+        """This rank's batches in evaluation mode (see module docstring)."""
+        n = len(self.lengths)
+        if n < self.num_replicas:
+            raise ValueError(f"{n} utterances cannot be shared by {self.num_replicas} processes; use fewer devices")
+        mine = torch.argsort(self.lengths, stable=True)[self.rank :: self.num_replicas]
+        k = -(-n // (self.num_replicas * self.batch_size))  # batches per rank, identical on every rank
+        return [chunk.tolist() for chunk in torch.tensor_split(mine, k)]
+
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.all_batches()[self.rank :: self.num_replicas]
+        if not self.even:
+            yield from self._eval_batches()
+        else:
+            yield from self.all_batches()[self.rank :: self.num_replicas]
 
     def __len__(self) -> int:
+        if not self.even:
+            return -(-len(self.lengths) // (self.num_replicas * self.batch_size))
         n_batches = -(-len(self.lengths) // self.batch_size) if not self.shuffle else self._n_batches_shuffled()
-        if self.even:
-            return -(-n_batches // self.num_replicas)
-        return len(range(self.rank, n_batches, self.num_replicas))
+        return -(-n_batches // self.num_replicas)
 
     def _n_batches_shuffled(self) -> int:
         n, pool = len(self.lengths), self.batch_size * self.pool_batches
