@@ -71,3 +71,8 @@ def test_ctc_fast_dev_run_then_predict_through_the_cli(demo_root, cache_dir, tmp
     written = Path(cli.trainer.log_dir) / "predictions" / "predictions.jsonl"
     rows = [json.loads(line) for line in written.read_text().splitlines()]
     assert len(rows) == len(cli.datamodule.datasets["test"]) and {"id", "text", "reference"} <= set(rows[0])
+    # ... and arbitrary audio files.
+    wavs = sorted((Path(demo_root) / "LJSpeech-1.1" / "wavs").glob("*.wav"))[:3]
+    cli = build_cli(["predict", *common, "--ckpt_path", ckpt, f"--data.predict_files=[{','.join(map(str, wavs))}]"])
+    tsv = (Path(cli.trainer.log_dir) / "predictions" / "predictions.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in tsv] == [str(w) for w in wavs]

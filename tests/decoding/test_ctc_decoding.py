@@ -41,3 +41,13 @@ def test_beam_search_can_beat_greedy_when_probability_mass_is_split():
     lp = (probs / probs.sum(-1, keepdim=True)).log()[None]
     assert greedy_decode(lp, torch.tensor([2]), TOK) == [""]
     assert BeamSearchDecoder(TOK, beam_size=8)(lp, torch.tensor([2])) == ["a"]
+
+
+def test_lexicon_constrains_beam_search_to_known_words(tmp_path):
+    """A misspelt posterior ('helo') is mapped onto the lexicon's word when one is given."""
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("hello h e l l o |\nworld w o r l d |\n")
+    lp = peaky("helo")[None]
+    lengths = torch.tensor([lp.shape[1]])
+    assert BeamSearchDecoder(TOK, beam_size=8)(lp, lengths) == ["helo"]
+    assert BeamSearchDecoder(TOK, beam_size=50, lexicon=lexicon, word_score=0.0)(lp, lengths) == ["hello"]

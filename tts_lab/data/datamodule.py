@@ -10,19 +10,23 @@
 
 Batches are dicts (see `tts_lab.data.collate.collate_speech`). With ``demo=True`` and no corpus under ``root``,
 the built-in demo corpus is generated there first, so every config runs out of the box.
+
+The training loader is a `ResumableDataLoader`: checkpoints record the sampler position, and ``--ckpt_path`` resumes
+mid-epoch with exactly the batches the interrupted run had not yet trained on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from tts_lab.audio.features import FeatureConfig, LogMel
 from tts_lab.audio.io import AudioError, load_audio
@@ -195,6 +199,13 @@ class SpeechDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
+    def _train_batches_done(self) -> int:
+        """Training batches this rank has finished in the current epoch (Lightning's own progress counter)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+
     def _loader(self, split: str, train: bool) -> DataLoader:
         dataset = self.datasets[split]
         world, rank = self._ranks()
@@ -204,15 +215,14 @@ class SpeechDataModule(pl.LightningDataModule):
                 num_replicas=world, rank=rank, shuffle=train, seed=self.seed, even=train,
             )
         else:  # predict files: in order, dealt out to ranks without repeats
-            ids = list(range(rank, len(dataset), world))
-            sampler = [ids[i : i + self.eval_batch_size] for i in range(0, len(ids), self.eval_batch_size)]
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=self.collate,
-            persistent_workers=self.num_workers > 0,
-        )
+            sampler = BatchSampler(range(rank, len(dataset), world), self.eval_batch_size, drop_last=False)
+        kwargs = dict(batch_sampler=sampler, num_workers=self.num_workers, collate_fn=self.collate,
+                      persistent_workers=self.num_workers > 0)
+        if train:
+            if self.trainer is not None:  # workers draw batches before Lightning's first set_epoch: start right
+                sampler.set_epoch(self.trainer.current_epoch)
+            return ResumableDataLoader(dataset, batches_done=self._train_batches_done, **kwargs)
+        return DataLoader(dataset, **kwargs)
 
     def collate(self, items: list[dict]) -> dict:
         return collate_speech(items, mel_pad_value=self.features.silence_level)
@@ -228,6 +238,27 @@ class SpeechDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict" if self.predict_files else self.predict_split, train=False)
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader over a `BucketBatchSampler` that Lightning checkpoints and restores.
+
+    Lightning's fit loop stores ``state_dict()`` of every training loader that has one in the checkpoint
+    (``loops.fit_loop.state_dict.combined_loader``) and, when ``--ckpt_path`` resumes an unfinished epoch, calls
+    ``load_state_dict()`` before iterating. The state is the sampler's position: its epoch and the batches trained
+    on so far, read from Lightning's progress counter (``batches_done``), not from the iterator, which workers and
+    prefetching run ahead of.
+    """
+
+    def __init__(self, *args, batches_done: Callable[[], int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict:
+        return self.batch_sampler.state_at(self.batches_done())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.resume(state)
 
 
 class _AudioFiles(Dataset):
