@@ -58,6 +58,11 @@ class FeatureConfig:
             raise ValueError(f"need 0 <= f_min < f_max <= sample_rate/2, got {self.f_min}, {f_max}, {self.sample_rate}")
 
     @property
+    def window_fn(self):
+        """The torch window constructor named by ``window``."""
+        return {"hann": torch.hann_window, "hamming": torch.hamming_window}[self.window]
+
+    @property
     def silence_level(self) -> float:
         """The log-mel value of digital silence."""
         return float(torch.log(torch.tensor(self.log_floor)))
@@ -85,7 +90,6 @@ class LogMel(nn.Module):
     def __init__(self, config: FeatureConfig) -> None:
         super().__init__()
         self.config = config
-        window_fn = {"hann": torch.hann_window, "hamming": torch.hamming_window}[config.window]
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=config.sample_rate,
             n_fft=config.n_fft,
@@ -94,7 +98,7 @@ class LogMel(nn.Module):
             f_min=config.f_min,
             f_max=config.f_max,
             n_mels=config.n_mels,
-            window_fn=window_fn,
+            window_fn=config.window_fn,
             power=config.power,
             norm=config.mel_norm,
             mel_scale=config.mel_scale,

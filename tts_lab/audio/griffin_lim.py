@@ -30,13 +30,12 @@ class GriffinLim(nn.Module):
             norm=config.mel_norm,
             mel_scale=config.mel_scale,
         )
-        window_fn = {"hann": torch.hann_window, "hamming": torch.hamming_window}[config.window]
         self.griffin_lim = torchaudio.transforms.GriffinLim(
             n_fft=config.n_fft,
             n_iter=n_iter,
             win_length=config.win_length,
             hop_length=config.hop_length,
-            window_fn=window_fn,
+            window_fn=config.window_fn,
             power=config.power,
             momentum=0.99,
             rand_init=False,  # deterministic output
