@@ -14,6 +14,12 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path, monkeypatch):
+    """Configs write to relative paths (runs/..., data/...): keep every test's output in its own tmp folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> "os.PathLike":
     """A small demo corpus (both layouts), generated once per test session."""

@@ -28,3 +28,10 @@ def test_griffin_lim_batched():
     cfg = FeatureConfig(sample_rate=16000, n_fft=512, hop_length=128, n_mels=64, f_max=8000.0)
     mel = torch.full((2, 20, 64), -5.0)
     assert GriffinLim(cfg, n_iter=2)(mel).shape == (2, 19 * 128)
+
+
+def test_griffin_lim_handles_a_decoder_that_stops_at_once():
+    cfg = FeatureConfig()
+    vocoder = GriffinLim(cfg, n_iter=2)
+    for frames in (1, 2, 3):
+        assert vocoder(torch.full((frames, cfg.n_mels), -5.0)).shape == ((frames - 1) * cfg.hop_length,)

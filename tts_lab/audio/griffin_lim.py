@@ -43,6 +43,13 @@ class GriffinLim(nn.Module):
 
     @torch.no_grad()
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        frames = log_mel.shape[-2]
+        # The centred STFT inside Griffin-Lim reflect-pads n_fft/2 samples, so it needs a few frames more than a
+        # decoder that stops at once may give: pad with silence, then cut the audio back to its true length.
+        short = max(0, self.config.n_fft // (2 * self.config.hop_length) + 2 - frames)
+        if short:
+            pad = log_mel.new_full((*log_mel.shape[:-2], short, log_mel.shape[-1]), self.config.silence_level)
+            log_mel = torch.cat([log_mel, pad], dim=-2)
         mel = torch.exp(log_mel.float()).transpose(-1, -2)  # (..., n_mels, frames), undo the log
         spec = self.inverse_mel(mel).clamp(min=0)  # (..., n_stft, frames)
-        return self.griffin_lim(spec)
+        return self.griffin_lim(spec)[..., : max(frames - 1, 0) * self.config.hop_length]

@@ -11,10 +11,17 @@ all-reduce in training, metric sync at the end of validation).
 - Evaluation (``even=False``, no shuffling): every item is used exactly once, so metrics count each utterance once.
   Items sorted by length are dealt round-robin to ranks, and each rank cuts its share into the same number of
   batches (sizes differ by at most one item).
+
+Resuming mid-epoch (``--ckpt_path``): the epoch's batch list is a pure function of ``seed + epoch``, so the position
+in an epoch is just (epoch, batches this rank already trained on). `state_at` records it and `resume` makes the next
+pass over that epoch skip those batches; ``len()`` stays the full epoch, as Lightning's restored progress counters
+expect. `tts_lab.data.datamodule.ResumableDataLoader` saves and restores it through Lightning's stateful-loader
+protocol.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -48,10 +55,52 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.even = even
         self.pool_batches = pool_batches
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, batches of this rank to skip), used once
+
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """Lightning calls ``set_epoch`` on ``loader.batch_sampler.sampler`` (never on the batch sampler itself), so
+        this batch sampler names itself as its sampler: otherwise every epoch would repeat epoch 0's order."""
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the training loop each epoch so the shuffle differs per epoch but agrees across ranks."""
         self.epoch = epoch
+
+    # -- resuming mid-epoch -----------------------------------------------------------------------------------
+    def state_at(self, batches_done: int) -> dict:
+        """The position after this rank trained on ``batches_done`` batches of the current epoch, plus what the
+        batch list depends on (so a resume with other data or settings is detected)."""
+        return {
+            "epoch": self.epoch,
+            "batches_done": int(batches_done),
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "num_replicas": self.num_replicas,
+            "num_items": len(self.lengths),
+            "pool_batches": self.pool_batches,
+        }
+
+    def resume(self, state: dict) -> None:
+        """Make the next pass over epoch ``state["epoch"]`` skip the batches already trained on (see `state_at`).
+
+        With another world size the same global batch list is dealt out again and each rank skips its share of the
+        batches used so far (a few may be seen twice). With another seed, batch size or dataset the old position
+        means nothing: the epoch restarts from its first batch, with a warning.
+        """
+        epoch, done = int(state["epoch"]), int(state["batches_done"])
+        self.epoch = epoch
+        same = {k: state.get(k) for k in ("seed", "batch_size", "num_items", "pool_batches")}
+        now = {"seed": self.seed, "batch_size": self.batch_size, "num_items": len(self.lengths),
+               "pool_batches": self.pool_batches}
+        if same != now:
+            changed = {k: (same[k], now[k]) for k in now if same[k] != now[k]}
+            warnings.warn(f"resuming with another batch list (checkpoint vs now: {changed}): "
+                          f"epoch {epoch} restarts from its first batch", stacklevel=2)
+            self._resume = None
+            return
+        old_world = int(state.get("num_replicas", self.num_replicas))
+        self._resume = (epoch, done * old_world // self.num_replicas)
 
     def all_batches(self) -> list[list[int]]:
         """The global batch list of this epoch, before it is dealt out to ranks."""
@@ -84,10 +133,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         return [chunk.tolist() for chunk in torch.tensor_split(mine, k)]
 
     def __iter__(self) -> Iterator[list[int]]:
+        resume, self._resume = self._resume, None  # a resume position applies to the first pass only
         if not self.even:
             yield from self._eval_batches()
         else:
-            yield from self.all_batches()[self.rank :: self.num_replicas]
+            skip = resume[1] if resume is not None and resume[0] == self.epoch else 0
+            yield from self.all_batches()[self.rank :: self.num_replicas][skip:]
 
     def __len__(self) -> int:
         if not self.even:

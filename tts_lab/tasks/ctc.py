@@ -14,6 +14,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from tts_lab.audio.features import FeatureConfig
 from tts_lab.decoding.ctc import BeamSearchDecoder, greedy_decode
 from tts_lab.tasks import checkpoint
+from tts_lab.tasks.guard import NonFiniteGuard
 from tts_lab.text import ASR_SYMBOLS, Tokenizer
 
 
@@ -25,6 +26,7 @@ class CTCTask(pl.LightningModule):
     tokenizer: linked from the data module (its symbols are saved and checked the same way); default ASR symbols.
     beam_size: 0 decodes greedily everywhere; > 0 uses beam search for test and predict (val stays greedy: fast).
     lexicon, lm, lm_weight, word_score: optional lexicon / KenLM for beam search.
+    max_nonfinite: stop after this many non-finite training losses in a row (each one skips its update).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class CTCTask(pl.LightningModule):
         lm: str | None = None,
         lm_weight: float = 2.0,
         word_score: float = 0.0,
+        max_nonfinite: int = 5,
     ) -> None:
         super().__init__()
         self.features = features
@@ -51,6 +54,7 @@ class CTCTask(pl.LightningModule):
         self._beam: BeamSearchDecoder | None = None
         self.val_cer, self.val_wer = CharErrorRate(), WordErrorRate()
         self.test_cer, self.test_wer = CharErrorRate(), WordErrorRate()
+        self.guard = NonFiniteGuard(max_nonfinite)
 
     # -- core -------------------------------------------------------------------------------------------------
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,8 +86,13 @@ class CTCTask(pl.LightningModule):
     # -- loops ------------------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, _, _ = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
+        # A non-finite loss is counted (train/skipped_nonfinite) and its update dropped (on_before_optimizer_step).
+        if self.guard.check(loss, batch, self):
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
         return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        self.guard.on_before_optimizer_step(optimizer)
 
     def _eval_step(self, batch: dict, stage: str, cer, wer, beam: bool) -> None:
         loss, log_probs, out_lengths = self._loss(batch)
