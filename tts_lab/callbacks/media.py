@@ -18,15 +18,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
-from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger  # noqa: E402
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger  # noqa: E402
 
 from tts_lab.audio.griffin_lim import GriffinLim  # noqa: E402
 from tts_lab.audio.io import save_audio  # noqa: E402
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
-    """Where a run's files go: the logger's version folder, else the trainer's root dir."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """Where a run's files go: the logger's version folder, else the trainer's root dir.
+
+    What ``trainer.log_dir`` answers, without its DDP broadcast: callbacks call this on rank 0 only, and a
+    collective there deadlocks the run (rank 0 waits in the broadcast, the others in the next collective).
+    """
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        path = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else logger.save_dir
+        if path:
+            return Path(path)
+    return Path(trainer.default_root_dir)
 
 
 def plot_matrix(matrix: torch.Tensor, path: Path, title: str, xlabel: str, ylabel: str) -> np.ndarray:
