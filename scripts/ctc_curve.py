@@ -13,6 +13,8 @@ import argparse
 import json
 import time
 
+import torch
+
 from _results import ROOT, machine, write_section
 
 from tts_lab.callbacks import MetricsSummary
@@ -24,8 +26,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--root", default="data/demo")
     parser.add_argument("--out", default="runs/ctc_curve")
+    parser.add_argument("--note", default="", help="appended to the machine line, e.g. what else ran")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ and results/ alone")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     minutes = int(args.minutes * 60)
     common = ["--config", str(ROOT / "configs" / "ctc_asr.yaml"), "--data.root", args.root,
@@ -39,7 +45,8 @@ def main() -> None:
 
     result = {
         "machine": machine(),
-        "command": "python scripts/ctc_curve.py --minutes %g" % args.minutes,
+        "torch_threads": torch.get_num_threads(),
+        "command": "python scripts/ctc_curve.py --minutes %g" % args.minutes + (f" --threads {args.threads}" if args.threads else ""),
         "train_minutes": args.minutes,
         "wall_seconds": round(wall, 1),
         "curve": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in history],
@@ -60,7 +67,8 @@ def main() -> None:
 ## CTC speech recognition on the demo corpus
 
 Command: `{result['command']}` (the README's main command, `tts-lab fit --config configs/ctc_asr.yaml`, for
-{args.minutes:g} minutes). Machine: {result['machine']}.
+{args.minutes:g} minutes of training, counted from the start of fit after the one-off demo generation and
+feature caching). Machine: {result['machine']}, {result['torch_threads']} torch thread(s){args.note}.
 
 Validation CER/WER (greedy decoding, {len(cli.datamodule.datasets['val'])} held-out utterances) against training time:
 
