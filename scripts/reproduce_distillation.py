@@ -81,8 +81,9 @@ def stage(name: str, config: str, workdir: Path, data: list[str], extra: list[st
     if workdir.exists():
         shutil.rmtree(workdir)  # a fresh run: no stale checkpoints or logs
     workdir.mkdir(parents=True)
-    args = ["fit", "--config", str(CONFIGS / config), *data, "--trainer.enable_progress_bar=false",
-            "--trainer.default_root_dir", str(workdir), "--trainer.logger.init_args.save_dir", str(workdir), *extra]
+    # Run inside workdir: the config's relative runs/<name>/{checkpoints,logs} layout lands there, as with a plain
+    # `cd workdir && tts-lab fit --config ...`.
+    args = ["fit", "--config", str(CONFIGS / config), *data, "--trainer.enable_progress_bar=false", *extra]
     print(f"== {name}: tts-lab {' '.join(args)}", flush=True)
     previous = Path.cwd()
     start = time.monotonic()
@@ -267,6 +268,7 @@ Attention (first validation utterance, teacher-forced; encoder step up, decoder 
 student after its first and last epoch: {', '.join(f'`docs/{p}`' for p in images.values()) or '(none found)'}.
 
 {pics}
+{chr(10) + args.note if args.note else ''}
 """
 
 
@@ -290,18 +292,21 @@ def main() -> None:
                         help="run only these stages (comma-separated: autoencoder, teacher_vc, teacher, "
                              "with_distillation, without_distillation) and take the others from an earlier run's "
                              "<out>/<chain>/<stage>/stage.json; 'seconds' then adds up the stages' own times")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite the JSON and docs section from the stages' stage.json")
+    parser.add_argument("--note", default="", help="a remark appended to the docs section (e.g. about earlier runs)")
     parser.add_argument("--smoke", action="store_true", help="tiny models and a few steps; implies --no-write")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ and results/ alone")
     args = parser.parse_args()
     global ONLY, COMMAND
-    ONLY = args.only
+    ONLY = set() if args.report_only else args.only
     torch.set_num_threads(args.threads)
     command = COMMAND = ("python scripts/reproduce_distillation.py " + " ".join(sys.argv[1:])).strip()
     out = Path(args.out).resolve()
 
     start = time.monotonic()
     demo = out / "demo"
-    if not (args.lj_root and args.arctic_root):
+    if not (args.lj_root and args.arctic_root) and not args.report_only:
         prompts = 24 if args.smoke else args.demo_prompts
         ensure_demo_corpus(demo, n_lj=48 if args.smoke else 400, n_arctic=prompts)
     result, details = run_chain(args, out, demo)

@@ -60,8 +60,7 @@ def cli_args(subcommand: str, config: str, root: Path, workdir: Path, *extra: st
         "--data.cache_dir", str(Path(root).parent / "tacotron_test_cache"),
         *(TINY.get(config, []) if tiny else []),
         *(QUICK if config.startswith("tacotron") else []),
-        "--trainer.default_root_dir", str(workdir), "--trainer.logger.init_args.save_dir", str(workdir),
-        *extra,
+        *extra,  # run inside workdir: the configs' relative runs/<name>/... layout lands there
     ]
 
 

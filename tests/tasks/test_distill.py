@@ -110,6 +110,12 @@ def test_teacher_is_frozen_and_kept_out_of_the_students_checkpoint(autoencoder_c
     task.on_load_checkpoint(ckpt)  # puts the in-memory teacher back: strict loading of the whole task works
     task.load_state_dict(ckpt["state_dict"])
 
+    # Resuming the student: the teacher is loaded again when fitting starts, the student's state comes back.
+    resumed = th.run("fit", "tacotron_student.yaml", Path(demo_root), tmp_path / "resume", "--trainer.max_steps=3",
+                     "--trainer.limit_val_batches=1", "--trainer.num_sanity_val_steps=0",
+                     f"--model.init_args.teacher_checkpoint={autoencoder_ckpt}", "--ckpt_path", str(last))
+    assert resumed.trainer.global_step == 3 and resumed.model.teacher is not None
+
 
 # -- clear errors ---------------------------------------------------------------------------------------------------
 def test_mismatched_teacher_and_student_are_refused(autoencoder_ckpt):
