@@ -35,17 +35,15 @@ from tts_lab.tasks.tacotron import (
     build_optimizers,
     log_training_terms,
     drop_frozen,
-    eval_max_steps,
-    free_running,
     load_asr,
     load_tacotron,
     log_attention_metrics,
     media_items,
+    media_runs,
     network_inputs,
     predict,
     restore_frozen,
     score_asr,
-    slice_batch,
     stamp,
     teacher_forced,
 )
@@ -208,9 +206,7 @@ class DistillationTask(pl.LightningModule):
     @torch.no_grad()
     def media(self, batch: dict) -> list[dict]:
         """As a teacher's media, plus the teacher's attention on the same utterances."""
-        batch = slice_batch(batch, self.media_utterances)
-        out = teacher_forced(self.network, batch)
-        inf = free_running(self.network, batch, eval_max_steps(batch, self.r, self.max_decoder_steps), self.stop_threshold)
+        batch, out, inf = media_runs(self, batch)
         extra = {"attention_teacher": self.teacher_alignments(batch)} if self.teacher is not None else None
         return media_items(batch, out, inf, self.r, self.features, extra)
 

@@ -205,6 +205,14 @@ def media_items(batch: dict, out: TacotronOutput, inf: TacotronInference, r: int
     return items
 
 
+def media_runs(task: pl.LightningModule, batch: dict) -> tuple[dict, TacotronOutput, TacotronInference]:
+    """The first ``task.media_utterances`` of ``batch``, their teacher-forced and their free-running outputs."""
+    batch = slice_batch(batch, task.media_utterances)
+    out = teacher_forced(task.network, batch)
+    inf = free_running(task.network, batch, eval_max_steps(batch, task.r, task.max_decoder_steps), task.stop_threshold)
+    return batch, out, inf
+
+
 def gta_items(batch: dict, out: TacotronOutput) -> list[dict]:
     """Teacher-forced ("ground-truth aligned") predictions cropped to each target's exact length."""
     items = []
@@ -448,9 +456,7 @@ class TacotronTask(pl.LightningModule):
     @torch.no_grad()
     def media(self, batch: dict) -> list[dict]:
         """Attention, target vs teacher-forced vs free-running mel and their audio for the first utterances."""
-        batch = slice_batch(batch, self.media_utterances)
-        out = teacher_forced(self.network, batch)
-        inf = free_running(self.network, batch, eval_max_steps(batch, self.r, self.max_decoder_steps), self.stop_threshold)
+        batch, out, inf = media_runs(self, batch)
         return media_items(batch, out, inf, self.r, self.features)
 
     # -- optimisation and checkpoints -------------------------------------------------------------------------
