@@ -3,9 +3,11 @@
     python scripts/postnet_results.py                          # 4 models x 5 min; writes docs/results.md + results/postnet.json
     python scripts/postnet_results.py --minutes 1 --no-write   # a quick look
     python scripts/postnet_results.py --gta-dir DIR            # also with a teacher's GTA mels as the blurry inputs
+                                                               # (bash scripts/teacher_gta.sh makes them)
+    python scripts/postnet_results.py --seeds 0,1,2 --seed-models l1,gan   # repeat the key comparison over seeds
 
-Each model's result is cached in ``<out>/<inputs>/<model>/result.json`` together with what produced it (minutes,
-config file contents, overrides); ``--reuse`` takes a cached result when all of that matches instead of training
+Each model's result is cached in ``<out>/<inputs>/<model>/seed<N>/result.json`` together with what produced it
+(minutes, seed, config file contents, overrides); ``--reuse`` takes a cached result when all of that matches instead of training
 again. So the runs can be split into one process per model (e.g. on a shared machine) and collected at the end:
 
     for m in l1 gan wgan wgan_gp; do python scripts/postnet_results.py --models $m --no-write; done
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,10 +49,9 @@ MODELS = {  # name -> (config, label)
 METRICS = ("gv_ratio", "wasserstein", "l1")
 
 
-def train_and_validate(name: str, minutes: float, root: str, out: Path, gta_dir: str | None, extra: list[str]) -> dict:
+def train_and_validate(name: str, minutes: float, root: str, run: Path, gta_dir: str | None, extra: list[str]) -> dict:
     config, _ = MODELS[name]
     seconds = int(round(minutes * 60))
-    run = out / name
     args = [
         "fit", "--config", str(ROOT / "configs" / config), "--data.root", root,
         "--trainer.default_root_dir", str(run), "--trainer.logger.init_args.save_dir", str(run),
@@ -73,24 +75,41 @@ def train_and_validate(name: str, minutes: float, root: str, out: Path, gta_dir:
     }
 
 
-def cached_or_trained(name: str, args, out: Path, gta_dir: str | None) -> dict:
+def cached_or_trained(name: str, seed: int, args, out: Path, gta_dir: str | None) -> dict:
+    """One model and training seed (the data, its degradation and the validation split stay the same)."""
     config = ROOT / "configs" / MODELS[name][0]
-    key = {"minutes": args.minutes, "root": args.root, "gta_dir": gta_dir, "extra": args.extra,
+    key = {"minutes": args.minutes, "root": args.root, "gta_dir": gta_dir, "extra": args.extra, "seed": seed,
            "config_sha1": hashlib.sha1(config.read_bytes()).hexdigest()}
-    path = out / name / "result.json"
+    run = out / name / f"seed{seed}"
+    path = run / "result.json"
     if args.reuse and path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("key") == key:
-            print(f"== {name}: cached result from {path}", flush=True)
+            print(f"== {name} seed {seed}: cached result from {path}", flush=True)
             return cached["result"]
-    print(f"== {name} ({args.minutes} min, {'GTA inputs' if gta_dir else 'degraded inputs'})", flush=True)
+    print(f"== {name} seed {seed} ({args.minutes} min, {'GTA inputs' if gta_dir else 'degraded inputs'})", flush=True)
     start = time.monotonic()
-    result = train_and_validate(name, args.minutes, args.root, out, gta_dir, args.extra)
+    result = train_and_validate(name, args.minutes, args.root, run, gta_dir, [f"--seed_everything={seed}", *args.extra])
     result["wall_seconds"] = round(time.monotonic() - start, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "result": result}, indent=2) + "\n")
     print(json.dumps(result), flush=True)
     return result
+
+
+def summarise(runs: dict[int, dict]) -> dict:
+    """Mean (and sample standard deviation over seeds) of each validation figure, plus the runs themselves."""
+    first = next(iter(runs.values()))
+    vals = {k: [r["val"][k] for r in runs.values()] for k in first["val"]}
+    return {
+        "config": first["config"],
+        "seeds": list(runs),
+        "val": {k: round(statistics.fmean(v), 4) for k, v in vals.items()},
+        "val_sd": {k: round(statistics.stdev(v), 4) for k, v in vals.items()} if len(runs) > 1 else {},
+        "epochs": round(statistics.fmean(r["epochs"] for r in runs.values())),
+        "batches": round(statistics.fmean(r["batches"] for r in runs.values())),
+        "runs": {str(seed): r for seed, r in runs.items()},
+    }
 
 
 def verdict(res: dict) -> dict:
@@ -110,9 +129,10 @@ def run_all(args, gta_dir: str | None) -> dict:
     out = Path(args.out) / ("gta" if gta_dir else "degraded")
     models = {}
     for name in args.models:
-        models[name] = cached_or_trained(name, args, out, gta_dir)
+        seeds = args.seeds if name in args.seed_models else args.seeds[:1]
+        models[name] = summarise({seed: cached_or_trained(name, seed, args, out, gta_dir) for seed in seeds})
     first = models[args.models[0]]["val"]
-    inputs = [{m: r["val"][f"{m}_input"] for m in METRICS} for r in models.values()]
+    inputs = [{m: r["val"][f"{m}_input"] for m in METRICS} for model in models.values() for r in model["runs"].values()]
     assert all(i == inputs[0] for i in inputs), f"the models saw different validation inputs: {inputs}"
     if gta_dir:
         inputs = f"GTA mels from {gta_dir}"
@@ -129,13 +149,21 @@ def run_all(args, gta_dir: str | None) -> dict:
 
 
 def table(res: dict) -> str:
-    rows = ["| | gv_ratio (ideal 1) | wasserstein (lower is better) | l1 (lower is better) | epochs | batches |",
-            "|---|---|---|---|---|---|",
-            "| blurry input | {gv_ratio:.3f} | {wasserstein:.4f} | {l1:.4f} | | |".format(**res["input"])]
+    def cell(r: dict, metric: str, digits: int) -> str:
+        sd = r["val_sd"].get(metric)
+        return f"{r['val'][metric]:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
+
+    rows = ["| | gv_ratio (ideal 1) | wasserstein (lower is better) | l1 (lower is better) | seeds | epochs | batches |",
+            "|---|---|---|---|---|---|---|",
+            "| blurry input | {gv_ratio:.3f} | {wasserstein:.4f} | {l1:.4f} | | | |".format(**res["input"])]
     for name, r in res["models"].items():
-        v = r["val"]
-        rows.append(f"| {MODELS[name][1]} | {v['gv_ratio']:.3f} | {v['wasserstein']:.4f} | {v['l1']:.4f} | {r['epochs']} | {r['batches']} |")
+        rows.append(f"| {MODELS[name][1]} | {cell(r, 'gv_ratio', 3)} | {cell(r, 'wasserstein', 4)} | {cell(r, 'l1', 4)} "
+                    f"| {len(r['seeds'])} | {r['epochs']} | {r['batches']} |")
     return "\n".join(rows)
+
+
+def per_seed(res: dict, name: str, metric: str) -> str:
+    return ", ".join(f"{r['val'][metric]:.4f}" for r in res["models"][name]["runs"].values())
 
 
 def targets_text(res: dict) -> str:
@@ -152,16 +180,29 @@ def targets_text(res: dict) -> str:
     if "wasserstein_below_l1_unet" in t:
         l1w = res["models"]["l1"]["val"]["wasserstein"]
         lines.append(f"- Wasserstein below the L1-only U-Net's ({l1w:.4f}): GAN {gan['wasserstein']:.4f} -> "
-                     f"**{'met' if t['wasserstein_below_l1_unet'] else 'not met'}**")
+                     f"**{'met' if t['wasserstein_below_l1_unet'] else 'not met'}** (per seed: GAN "
+                     f"{per_seed(res, 'gan', 'wasserstein')}; L1-only {per_seed(res, 'l1', 'wasserstein')})")
     lines.append(f"- l1 no worse than the input's ({inp['l1']:.4f}): GAN {gan['l1']:.4f} -> "
                  f"**{'met' if t['l1_no_worse_than_input'] else 'not met'}**")
     return "\n".join(lines)
+
+
+def seeds_text(args) -> str:
+    if len(args.seeds) == 1:
+        return f"One run per model (seed {args.seeds[0]})."
+    others = [m for m in args.models if m not in args.seed_models]
+    text = f"Training seeds {', '.join(map(str, args.seeds))} for {', '.join(args.seed_models)}"
+    return text + (f"; seed {args.seeds[0]} only for {', '.join(others)}." if others else ".")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="training time per model")
     parser.add_argument("--models", default="l1,gan,wgan,wgan_gp", type=lambda s: s.split(","))
+    parser.add_argument("--seeds", default=[0], type=lambda s: [int(x) for x in s.split(",")],
+                        help="training seeds (seed_everything); the data and its degradation stay the same")
+    parser.add_argument("--seed-models", default=None, type=lambda s: s.split(","),
+                        help="models trained with every seed in --seeds (default: all); the others use the first only")
     parser.add_argument("--root", default="data/demo")
     parser.add_argument("--gta-dir", default=None, help="also evaluate with these GTA mel dumps as the blurry inputs")
     parser.add_argument("--out", default="runs/postnet_results")
@@ -171,6 +212,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="free text added to the docs section (caveats, history)")
     parser.add_argument("extra", nargs="*", help="extra CLI overrides for every model, after --")
     args = parser.parse_args()
+    args.seed_models = args.models if args.seed_models is None else args.seed_models
     torch.set_num_threads(args.threads)
     command = ("python scripts/postnet_results.py " + " ".join(
         a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--note") and sys.argv[i] != "--note")).strip()
@@ -178,13 +220,15 @@ def main() -> None:
         argv, kept = sys.argv[1:], []
         while argv:
             a = argv.pop(0)
-            if a in ("--models", "--note"):
+            if a in ("--models", "--note", "--seeds", "--seed-models"):
                 argv.pop(0)
-            elif a not in ("--reuse", "--no-write") and not a.startswith(("--models=", "--note=")):
+            elif a not in ("--reuse", "--no-write") and not a.startswith(("--models=", "--note=", "--seeds=", "--seed-models=")):
                 kept.append(a)
         flags = " ".join(kept)
-        command = (f"for m in {' '.join(args.models)}; do python scripts/postnet_results.py {flags} --models $m --no-write; done; "
-                   + command).replace("  ", " ")
+        loops = [f"for m in {' '.join(args.models)}; do python scripts/postnet_results.py {flags} --seeds {args.seeds[0]} --models $m --no-write; done; "]
+        loops += [f"for m in {' '.join(args.seed_models)}; do python scripts/postnet_results.py {flags} --seeds {seed} --models $m --no-write; done; "
+                  for seed in args.seeds[1:]]
+        command = ("".join(loops) + command).replace("  ", " ")
 
     result = {"machine": machine(), "threads": args.threads, "command": command, "minutes_per_model": args.minutes,
               "note": args.note,
@@ -194,7 +238,8 @@ def main() -> None:
             result["gta"] = run_all(args, args.gta_dir)
         else:
             result["gta"] = {"unavailable": f"{args.gta_dir} is not a folder"}
-    runs = [r for part in ("degraded", "gta") for r in result.get(part, {}).get("models", {}).values()]
+    runs = [r for part in ("degraded", "gta") for model in result.get(part, {}).get("models", {}).values()
+            for r in model["runs"].values()]
     result["wall_minutes"] = round(sum(r["wall_seconds"] for r in runs) / 60, 1)  # training + validation, all models
     print(json.dumps(result, indent=2))
     if args.no_write:
@@ -231,8 +276,10 @@ Targets for the GAN:
 
 {targets_text(deg)}
 
-One run per model (seed 0), each model's final weights (no checkpoint selection), no repeats: adversarial training
-does not settle at a fixed point, so treat differences of a few hundredths as unconfirmed.
+{seeds_text(args)} Each model's final weights (no checkpoint selection). Values are means over the training seeds
+(± the sample standard deviation where a model ran with several); the data, the degradation and the validation split are
+the same for every seed. Adversarial training does not settle at a fixed point: differences smaller than the spread
+over seeds are not confirmed.
 {(chr(10) + args.note + chr(10)) if args.note else ""}
 {gta_text}
 """)

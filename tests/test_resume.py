@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
+from tts_lab.callbacks.batch_seed import PerBatchSeed
 from tts_lab.cli import build_cli
 from tts_lab.data.sampler import BucketBatchSampler
 
@@ -116,6 +117,42 @@ def test_killed_then_resumed_with_ckpt_path_last_continues_exactly(common, tmp_p
     # Weights and optimiser moments: the loss curve continues where it stopped, not from the initial loss.
     assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in rest], rel=1e-4, abs=1e-5)
     assert abs(resumed[0]["loss"] - reference[0]["loss"]) > 10 * abs(resumed[0]["loss"] - rest[0]["loss"])
+
+
+def kill_and_resume(common: list[str], tmp_path: Path, kill_at: int) -> tuple[list[dict], list[dict]]:
+    """Reference rows (uninterrupted) and the rows of the same run killed after ``kill_at`` and resumed."""
+    build_cli(["fit", *common, callbacks(tmp_path / "reference.jsonl", None)])
+    ckpts = tmp_path / "checkpoints"
+    with pytest.raises(Killed):
+        build_cli(["fit", *common, callbacks(tmp_path / "killed.jsonl", ckpts, kill_at=kill_at)])
+    build_cli(["fit", *common, callbacks(tmp_path / "resumed.jsonl", ckpts), "--ckpt_path", "last"])
+    return read(tmp_path / "reference.jsonl"), read(tmp_path / "resumed.jsonl")
+
+
+def test_resume_with_dropout_draws_the_same_masks(common, tmp_path):
+    dropout = [*common, "--model.init_args.network.init_args.dropout=0.3"]
+    reference, resumed = kill_and_resume(dropout, tmp_path, KILL_AT)
+    rest = reference[KILL_AT:]
+    assert [r["ids"] for r in resumed] == [r["ids"] for r in rest]
+    # Dropout masks are drawn per batch from (seed, epoch, batch index, rank): bit-exact, not merely close.
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in rest]
+
+
+def test_without_per_batch_seeding_dropout_breaks_the_resumed_curve(common, tmp_path, monkeypatch):
+    # The control for the test above: the global generator's state is not in the checkpoint, so without re-seeding
+    # the resumed run draws other dropout masks than the uninterrupted one.
+    monkeypatch.setattr(PerBatchSeed, "on_train_batch_start", lambda *args: None)
+    dropout = [*common, "--model.init_args.network.init_args.dropout=0.3"]
+    reference, resumed = kill_and_resume(dropout, tmp_path, KILL_AT)
+    assert [r["ids"] for r in resumed] == [r["ids"] for r in reference[KILL_AT:]]
+    assert resumed[0]["loss"] != reference[KILL_AT]["loss"]
+
+
+def test_batch_seeds_differ_by_epoch_batch_and_rank():
+    cb = PerBatchSeed(seed=3)
+    seeds = {cb.batch_seed(e, b, r) for e in range(3) for b in range(50) for r in range(4)}
+    assert len(seeds) == 3 * 50 * 4
+    assert cb.batch_seed(1, 2, 0) == PerBatchSeed(seed=3).batch_seed(1, 2, 0) != PerBatchSeed(seed=4).batch_seed(1, 2, 0)
 
 
 def config_checkpoint_dir(config: Path) -> str | None:

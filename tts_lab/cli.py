@@ -5,6 +5,9 @@ Values that must agree between data and model are linked rather than repeated in
 - the data module's tokenizer -> ``model.tokenizer``: output classes and decoding follow the symbol set.
 Links whose target a model does not take (e.g. a postnet GAN has no tokenizer) are skipped.
 
+Every run also gets `tts_lab.callbacks.batch_seed.PerBatchSeed` (``--batch_seed.seed``), whatever the config's
+callback list says: it is what makes a resumed run draw the same dropout masks as an uninterrupted one.
+
 ``tts-lab transcribe`` and ``tts-lab synthesize`` are the inference front door (`tts_lab.inference`), dispatched
 by `main` before the LightningCLI sees the command line.
 """
@@ -16,9 +19,12 @@ import sys
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningCLI
 
+from tts_lab.callbacks.batch_seed import PerBatchSeed
+
 
 class TTSLabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(PerBatchSeed, "batch_seed")  # a forced callback (see the module doc)
         parser.link_arguments("data.init_args.features", "model.init_args.features", apply_on="parse")
         parser.link_arguments("data", "model.init_args.tokenizer", compute_fn=lambda dm: dm.tokenizer, apply_on="instantiate")
 
