@@ -64,6 +64,38 @@ def changed(before: dict, module: torch.nn.Module) -> bool:
     return any(not torch.equal(before[k], v) for k, v in module.named_parameters())
 
 
+class OptimizerSteps(pl.Callback):
+    """Counts the steps of each optimizer (in ``configure_optimizers`` order), in all and per training batch."""
+
+    def on_fit_start(self, trainer, pl_module):
+        self.steps = [0] * len(trainer.optimizers)
+        self.per_batch: list[list[int]] = []
+        for i, opt in enumerate(trainer.optimizers):
+            opt.register_step_post_hook(lambda *_, i=i: self.steps.__setitem__(i, self.steps[i] + 1))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._before = list(self.steps)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.per_batch.append([a - b for a, b in zip(self.steps, self._before)])
+
+
+class Poison(pl.Callback):
+    """Sets ``pl_module.<attribute>`` to NaN during the training batches ``batches`` (None: all), so that the loss
+    it enters is non-finite there."""
+
+    def __init__(self, attribute: str, batches: set[int] | None) -> None:
+        self.attribute, self.batches = attribute, batches
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._saved = getattr(pl_module, self.attribute)
+        if self.batches is None or batch_idx in self.batches:
+            setattr(pl_module, self.attribute, float("nan"))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        setattr(pl_module, self.attribute, self._saved)
+
+
 def run_cli_ddp(args: list[str], cache_dir, timeout: int = 240) -> str:
     """Two CPU processes (gloo) through the real command line; returns stdout + stderr."""
     env = {**os.environ, "TTS_LAB_CACHE": str(cache_dir), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

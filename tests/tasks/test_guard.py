@@ -181,24 +181,23 @@ DDP_SCRIPT = """
 import json, os, sys
 import pytorch_lightning as pl
 import torch
-sys.path.insert(0, {tests!r})
-from tasks.test_guard import tiny_task, batches, poison_for_ddp
+from tests.tasks.test_guard import tiny_task, batches, poison_for_ddp
 from tts_lab.tasks.guard import NonFiniteLossError
 
-poison_for_ddp(bad_rank=1, bad_steps={{1, 3, 4}})  # rank 1 only: one NaN, a finite step, then two NaNs in a row
+poison_for_ddp(bad_rank=1, bad_steps={1, 3, 4})  # rank 1 only: one NaN, a finite step, then two NaNs in a row
 task = tiny_task(max_nonfinite=2)
 rank = int(os.environ.get("LOCAL_RANK", 0))
-data = batches(task, 6, prefix=f"r{{rank}}-")
+data = batches(task, 6, prefix=f"r{rank}-")
 trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=6, logger=False, enable_checkpointing=False,
                      enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
-result = {{"rank": trainer.global_rank}}
+result = {"rank": trainer.global_rank}
 try:
     trainer.fit(task, train_dataloaders=torch.utils.data.DataLoader(data, batch_size=None))
 except NonFiniteLossError as err:
     result["error"] = str(err)
 result["skipped"] = task.guard.skipped
 result["checksum"] = sum(float(p.double().sum()) for p in task.parameters())
-with open(os.path.join(sys.argv[1], f"result.{{trainer.global_rank}}.json"), "w") as f:
+with open(os.path.join(sys.argv[1], f"result.{trainer.global_rank}.json"), "w") as f:
     json.dump(result, f)
 """
 
@@ -218,8 +217,9 @@ def poison_for_ddp(bad_rank: int, bad_steps: set[int]) -> None:
 
 def test_ddp_ranks_agree_when_only_one_rank_sees_a_nan(tmp_path):
     script = tmp_path / "ddp_guard.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1])))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    script.write_text(DDP_SCRIPT)
+    repo = str(Path(__file__).resolve().parents[2])  # `tests` is importable from the repository root
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env,
                           timeout=240, cwd=tmp_path)
     results = [json.loads(f.read_text()) for f in sorted(tmp_path.glob("result.*.json"))]
@@ -233,3 +233,17 @@ def test_ddp_ranks_agree_when_only_one_rank_sees_a_nan(tmp_path):
         assert "step 3: loss nan on rank 1 for utterances r1-3a, r1-3b" in r["error"] and "r0-" not in r["error"]
     # The replicas stayed identical and finite: no rank applied an update the other skipped.
     assert results[0]["checksum"] == results[1]["checksum"]
+
+
+def test_counters_travel_in_the_checkpoint_and_continue_after_a_resume(tmp_path, monkeypatch):
+    poison(monkeypatch, bad_steps={1, 2})
+    task = tiny_task()
+    t = trainer(tmp_path, max_steps=3)
+    t.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches(task, 3), batch_size=None))
+    t.save_checkpoint(tmp_path / "x.ckpt")
+    resumed = tiny_task()
+    resumed.on_load_checkpoint(torch.load(tmp_path / "x.ckpt", weights_only=True))
+    assert (resumed.guard.skipped, resumed.guard.consecutive) == (2, 2)  # a third NaN in a row would stop the run
+    old = {"tts_lab": torch.load(tmp_path / "x.ckpt", weights_only=True)["tts_lab"]}  # written before guards were saved
+    resumed.on_load_checkpoint(old)
+    assert (resumed.guard.skipped, resumed.guard.consecutive) == (0, 0)

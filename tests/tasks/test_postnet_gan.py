@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tasks.postnet_helpers import (CONFIGS, FEATS, NO_MEDIA, TINY_DATA, TINY_UNET, changed, fitted_normalizer,
+from tests.tasks.postnet_helpers import (CONFIGS, FEATS, NO_MEDIA, TINY_DATA, TINY_UNET, OptimizerSteps, Poison, changed,
+                                         fitted_normalizer,
                                          loader, run_cli_ddp, snapshot, trainer)
 from tts_lab.cli import build_cli
 from tts_lab.models.discriminators import PatchDiscriminator
 from tts_lab.models.unet import UNet
 from tts_lab.tasks.checkpoint import CheckpointMismatch
+from tts_lab.tasks.guard import NonFiniteLossError
+from tts_lab.tasks import postnet_gan
 from tts_lab.tasks.postnet_gan import PostnetGANTask
 
 TINY_D = ["--model.init_args.discriminator.init_args.base_channels=4", "--model.init_args.discriminator.init_args.n_layers=2"]
@@ -41,6 +44,49 @@ def test_one_manual_step_changes_generator_and_discriminator():
     logged = t.callback_metrics
     assert {"train/g_loss", "train/l1", "train/g_adv", "train/d_loss", "train/skipped_crops"} <= set(logged)
     assert float(logged["train/skipped_crops"]) == 1.0
+
+
+def nan_generator_loss(monkeypatch, batches: set[int] | None) -> None:
+    """The generator's adversarial loss is NaN in training batches ``batches`` (None: all)."""
+    original, calls = postnet_gan.generator_adv_loss, []
+
+    def poisoned(*args, **kwargs):
+        calls.append(None)
+        loss = original(*args, **kwargs)
+        return loss * float("nan") if batches is None or len(calls) - 1 in batches else loss
+
+    monkeypatch.setattr(postnet_gan, "generator_adv_loss", poisoned)
+
+
+def test_non_finite_losses_skip_that_networks_step(monkeypatch):
+    # real_label NaN makes the discriminator loss NaN in batch 1; the generator's loss is NaN in batch 2.
+    nan_generator_loss(monkeypatch, {2})
+    task = tiny_task()
+    counter = OptimizerSteps()
+    t = trainer(max_epochs=1, callbacks=[counter, Poison("real_label", {1})])
+    t.fit(task, train_dataloaders=loader(4))
+    assert counter.per_batch == [[1, 1], [1, 0], [0, 1], [1, 1]]  # [generator steps, discriminator steps]
+    assert (task.g_guard.skipped, task.d_guard.skipped) == (1, 1)
+    assert float(t.callback_metrics["train/skipped_nonfinite"]) == 1.0
+    assert float(t.callback_metrics["train/skipped_nonfinite_d"]) == 1.0
+    assert all(torch.isfinite(p).all() for p in task.parameters())
+
+
+def test_repeated_non_finite_losses_stop_the_run(monkeypatch):
+    nan_generator_loss(monkeypatch, None)
+    with pytest.raises(NonFiniteLossError, match="2 non-finite losses in a row"):
+        trainer(max_epochs=1).fit(tiny_task(max_nonfinite=2), train_dataloaders=loader(4))
+
+
+def test_guard_counters_travel_in_the_checkpoint(tmp_path, monkeypatch):
+    task = tiny_task()
+    nan_generator_loss(monkeypatch, {0, 2})
+    t = trainer(max_epochs=1, default_root_dir=tmp_path)
+    t.fit(task, train_dataloaders=loader(3))
+    t.save_checkpoint(tmp_path / "x.ckpt")
+    fresh = tiny_task()
+    fresh.on_load_checkpoint(torch.load(tmp_path / "x.ckpt", weights_only=True))
+    assert (fresh.g_guard.skipped, fresh.d_guard.skipped) == (2, 0)
 
 
 def test_adversarial_weight_zero_is_the_l1_baseline():

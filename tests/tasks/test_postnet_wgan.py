@@ -7,11 +7,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from tests.tasks.postnet_helpers import (CONFIGS, FEATS, NO_MEDIA, TINY_DATA, TINY_UNET, changed, fitted_normalizer,
+from tests.tasks.postnet_helpers import (CONFIGS, FEATS, NO_MEDIA, TINY_DATA, TINY_UNET, OptimizerSteps, Poison, changed,
+                                         fitted_normalizer,
                                          loader, run_cli_ddp, snapshot, trainer)
 from tts_lab.cli import build_cli
 from tts_lab.models.discriminators import Critic, PatchDiscriminator
 from tts_lab.models.unet import UNet
+from tts_lab.tasks.guard import NonFiniteLossError
 from tts_lab.tasks.postnet_wgan import PostnetWGANTask
 
 TINY_C = ["--model.init_args.critic.init_args.base_channels=4", "--model.init_args.critic.init_args.n_layers=2"]
@@ -34,16 +36,15 @@ def tiny_task(lipschitz: str = "clip", **kw) -> PostnetWGANTask:
     return task
 
 
-class CountSteps(pl.Callback):
-    """Counts optimizer steps per optimizer and records the critic's largest |weight| after every batch."""
+class CountSteps(OptimizerSteps):
+    """Also records the critic's largest |weight| after every batch."""
 
     def on_fit_start(self, trainer, pl_module):
-        self.steps = [0] * len(trainer.optimizers)
-        for i, opt in enumerate(trainer.optimizers):
-            opt.register_step_post_hook(lambda *_, i=i: self.steps.__setitem__(i, self.steps[i] + 1))
+        super().on_fit_start(trainer, pl_module)
         self.max_abs = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         self.max_abs.append(max(float(p.abs().max()) for p in pl_module.critic.parameters()))
 
 
@@ -81,6 +82,23 @@ def test_gradient_penalty_logs_and_stays_finite_under_bf16():
     assert {"train/gp", "train/wasserstein", "train/critic_loss", "train/g_loss", "train/l1", "train/g_adv"} <= set(m)
     assert float(m["train/gp"]) > 0 and all(torch.isfinite(v) for k, v in m.items() if k.startswith("train/"))
     assert float(m["train/wasserstein"]) == pytest.approx(-float(m["train/critic_loss"]), abs=1e-5)
+
+
+def test_non_finite_losses_skip_that_networks_step_on_schedule():
+    # gp_weight NaN makes the critic loss NaN in batch 0; adversarial_weight NaN the generator loss in batch 3.
+    task = tiny_task("gp", n_critic=2)
+    counter = CountSteps()
+    t = trainer(max_epochs=1, callbacks=[counter, Poison("gp_weight", {0}), Poison("adversarial_weight", {3})])
+    t.fit(task, train_dataloaders=loader(4))
+    # [generator steps, critic steps] per batch: the generator's turns (batches 1, 3) stay on schedule.
+    assert counter.per_batch == [[0, 0], [1, 1], [0, 1], [0, 1]]
+    assert (task.g_guard.skipped, task.critic_guard.skipped) == (1, 1)
+    assert float(t.callback_metrics["train/skipped_nonfinite"]) == 1.0
+    assert float(t.callback_metrics["train/skipped_nonfinite_critic"]) == 1.0
+    assert all(torch.isfinite(p).all() for p in task.parameters())
+    with pytest.raises(NonFiniteLossError, match="2 non-finite losses in a row"):
+        trainer(max_epochs=1, callbacks=[Poison("gp_weight", None)]).fit(
+            tiny_task("gp", max_nonfinite=2), train_dataloaders=loader(4))
 
 
 def test_gradient_penalty_refuses_a_batch_norm_critic():

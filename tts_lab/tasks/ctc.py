@@ -14,7 +14,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from tts_lab.audio.features import FeatureConfig
 from tts_lab.decoding.ctc import BeamSearchDecoder, greedy_decode
 from tts_lab.tasks import checkpoint
-from tts_lab.tasks.guard import NonFiniteGuard
+from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
 from tts_lab.text import ASR_SYMBOLS, Tokenizer
 
 
@@ -142,6 +142,8 @@ class CTCTask(pl.LightningModule):
 
     def on_save_checkpoint(self, ckpt: dict) -> None:
         checkpoint.stamp(ckpt, "ctc", self.features, symbols=self.tokenizer.symbols)
+        save_guards(ckpt, self.guard)
 
     def on_load_checkpoint(self, ckpt: dict) -> None:
         checkpoint.check(ckpt, "ctc", self.features, symbols=self.tokenizer.symbols)
+        load_guards(ckpt, self.guard)

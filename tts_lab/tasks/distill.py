@@ -25,7 +25,7 @@ from tts_lab.metrics.attention import AttentionDiagonal, AttentionFocus
 from tts_lab.models.tacotron import Tacotron, TacotronOutput, lengths_to_mask, n_steps
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks import checkpoint
-from tts_lab.tasks.guard import NonFiniteGuard
+from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
 from tts_lab.tasks.tacotron import (
     INFERENCE_ARGS,
     Frozen,
@@ -217,8 +217,10 @@ class DistillationTask(pl.LightningModule):
     def on_save_checkpoint(self, ckpt: dict) -> None:
         stamp(ckpt, TASK_NAME, self)
         ckpt[checkpoint.KEY]["teacher_checkpoint"] = self.teacher_checkpoint
+        save_guards(ckpt, self.guard)
         drop_frozen(ckpt, FROZEN)  # the teacher's weights live in its own checkpoint
 
     def on_load_checkpoint(self, ckpt: dict) -> None:
         checkpoint.check(ckpt, TASK_NAME, self.features, symbols=self.tokenizer.symbols)
+        load_guards(ckpt, self.guard)
         restore_frozen(ckpt, self, FROZEN)

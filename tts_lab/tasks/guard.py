@@ -34,6 +34,9 @@ of a long run; a run whose losses stay NaN should stop at once and say which utt
           return  # before manual_backward / opt.step()
 
   Use one guard per loss that has its own optimiser step (``name`` tells their counters apart).
+- Checkpoints: ``save_guards(ckpt, *guards)`` in the task's ``on_save_checkpoint`` and ``load_guards(ckpt, *guards)``
+  in its ``on_load_checkpoint``, so a resumed run's ``train/skipped_nonfinite`` (and its count of bad steps in a row)
+  continues instead of restarting at 0.
 """
 
 from __future__ import annotations
@@ -118,6 +121,12 @@ class NonFiniteGuard:
                 param.grad = None
         self._drop_next_step = False
 
+    def state_dict(self) -> dict[str, int]:
+        return {"skipped": self.skipped, "consecutive": self.consecutive}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.skipped, self.consecutive = int(state.get("skipped", 0)), int(state.get("consecutive", 0))
+
     def _message(self) -> str:
         step, culprits = self._recent[-1]
         lines = [
@@ -132,6 +141,20 @@ class NonFiniteGuard:
             "(trainer.gradient_clip_val) or train at another precision."
         )
         return "\n".join(lines)
+
+
+CHECKPOINT_KEY = "nonfinite_guards"
+
+
+def save_guards(checkpoint: dict, *guards: NonFiniteGuard) -> None:
+    checkpoint[CHECKPOINT_KEY] = {g.name: g.state_dict() for g in guards}
+
+
+def load_guards(checkpoint: dict, *guards: NonFiniteGuard) -> None:
+    """Counters from ``checkpoint``; zero for a guard it does not have (e.g. written before guards were saved)."""
+    saved = checkpoint.get(CHECKPOINT_KEY, {})
+    for g in guards:
+        g.load_state_dict(saved.get(g.name, {}))
 
 
 def _ids(batch: object) -> list[str]:

@@ -30,6 +30,7 @@ from tts_lab.models.discriminators import PatchDiscriminator
 from tts_lab.models.unet import UNet
 from tts_lab.tasks import checkpoint
 from tts_lab.tasks import postnet_common as common
+from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
 
 
 class PostnetGANTask(pl.LightningModule):
@@ -45,6 +46,8 @@ class PostnetGANTask(pl.LightningModule):
     generator_clip_val, discriminator_clip_val: gradient-norm clipping per network (None: off).
     features: linked from the data module (stored in the checkpoint and checked on load).
     ot_projections, ot_max_frames: the sliced-Wasserstein metric (see `SharpnessMetrics`).
+    max_nonfinite: stop after this many non-finite losses in a row, per network (each one skips that network's
+        backward and step, on every rank: ``train/skipped_nonfinite`` for G, ``train/skipped_nonfinite_d`` for D).
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class PostnetGANTask(pl.LightningModule):
         features: FeatureConfig = FeatureConfig(),
         ot_projections: int = 64,
         ot_max_frames: int = 4000,
+        max_nonfinite: int = 5,
     ) -> None:
         super().__init__()
         if adversarial_weight < 0:
@@ -82,6 +86,8 @@ class PostnetGANTask(pl.LightningModule):
         self.val_metrics = common.SharpnessMetrics(features.n_mels, ot_projections, ot_max_frames)
         self.test_metrics = common.SharpnessMetrics(features.n_mels, ot_projections, ot_max_frames)
         self._clip_vals: dict[int, float | None] = {}
+        self.g_guard = NonFiniteGuard(max_nonfinite)
+        self.d_guard = NonFiniteGuard(max_nonfinite, name="train/skipped_nonfinite_d")
 
     @property
     def adversarial(self) -> bool:
@@ -107,21 +113,22 @@ class PostnetGANTask(pl.LightningModule):
         if self.adversarial:
             # Discriminator: real vs detached fake. The anchor keeps DDP's reducer whole (see ddp_anchor).
             d_loss = discriminator_loss(self._judge(y, x), self._judge(fake.detach(), x), self.gan_loss, self.real_label)
-            d_opt.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss + common.ddp_anchor(self.generator))
-            d_opt.step()
-            self.log("train/d_loss", d_loss, batch_size=n)
+            if self.d_guard.check(d_loss, batch, self):  # all ranks skip a non-finite step together
+                d_opt.zero_grad(set_to_none=True)
+                self.manual_backward(d_loss + common.ddp_anchor(self.generator))
+                d_opt.step()
+                self.log("train/d_loss", d_loss, batch_size=n)
 
         # Generator: L1 to the ground truth (+ fooling the just-updated D). D's gradients from this pass are
         # discarded (cleared before D's next backward).
         l1 = F.l1_loss(fake.float(), y.float())
         g_adv = generator_adv_loss(self._judge(fake, x), self.gan_loss) if self.adversarial else torch.zeros_like(l1)
         g_loss = l1 + self.adversarial_weight * g_adv
-        g_opt.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        g_opt.step()
-
-        self.log_dict({"train/g_loss": g_loss, "train/l1": l1, "train/g_adv": g_adv}, prog_bar=False, batch_size=n)
+        if self.g_guard.check(g_loss, batch, self):
+            g_opt.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            g_opt.step()
+            self.log_dict({"train/g_loss": g_loss, "train/l1": l1, "train/g_adv": g_adv}, prog_bar=False, batch_size=n)
         if "skipped_crops" in batch:
             self.log("train/skipped_crops", batch["skipped_crops"].float(), on_step=False, on_epoch=True,
                      reduce_fx="sum", sync_dist=True, batch_size=n)
@@ -166,6 +173,8 @@ class PostnetGANTask(pl.LightningModule):
 
     def on_save_checkpoint(self, ckpt: dict) -> None:
         checkpoint.stamp(ckpt, "postnet_gan", self.features)
+        save_guards(ckpt, self.g_guard, self.d_guard)
 
     def on_load_checkpoint(self, ckpt: dict) -> None:
         checkpoint.check(ckpt, "postnet_gan", self.features)
+        load_guards(ckpt, self.g_guard, self.d_guard)

@@ -35,6 +35,7 @@ from tts_lab.models.discriminators import Critic
 from tts_lab.models.unet import UNet
 from tts_lab.tasks import checkpoint
 from tts_lab.tasks import postnet_common as common
+from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
 
 
 class PostnetWGANTask(pl.LightningModule):
@@ -50,6 +51,8 @@ class PostnetWGANTask(pl.LightningModule):
     generator_clip_val, critic_clip_val: gradient-norm clipping per network (None: off).
     features: linked from the data module (stored in the checkpoint and checked on load).
     ot_projections, ot_max_frames: the sliced-Wasserstein metric (see `SharpnessMetrics`).
+    max_nonfinite: stop after this many non-finite losses in a row, per network (each one skips that network's
+        backward and step, on every rank: ``train/skipped_nonfinite`` for G, ``train/skipped_nonfinite_critic``).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class PostnetWGANTask(pl.LightningModule):
         features: FeatureConfig = FeatureConfig(),
         ot_projections: int = 64,
         ot_max_frames: int = 4000,
+        max_nonfinite: int = 5,
     ) -> None:
         super().__init__()
         if lipschitz not in ("clip", "gp"):
@@ -89,6 +93,8 @@ class PostnetWGANTask(pl.LightningModule):
         self.test_metrics = common.SharpnessMetrics(features.n_mels, ot_projections, ot_max_frames)
         self.critic_steps = 0  # saved in checkpoints: the n_critic cycle continues across a resume
         self._clip_vals: dict[int, float | None] = {}
+        self.g_guard = NonFiniteGuard(max_nonfinite)
+        self.critic_guard = NonFiniteGuard(max_nonfinite, name="train/skipped_nonfinite_critic")
 
     def forward(self, mel: Tensor) -> Tensor:
         """(B, T, n_mels) raw log-mel -> polished raw log-mel of the same shape (as in training: batched)."""
@@ -120,22 +126,25 @@ class PostnetWGANTask(pl.LightningModule):
             gp = gradient_penalty(self.critic, y, fake, x if self._conditional else None)  # fp32, autocast off
             loss = loss + self.gp_weight * gp
             self.log("train/gp", gp, batch_size=n)
-        c_opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss + common.ddp_anchor(self.generator))
-        c_opt.step()
-        if self.lipschitz == "clip":
-            clip_weights_(self.critic, self.clip_value)
-        self.critic_steps += 1
-        self.log_dict({"train/critic_loss": c_loss, "train/wasserstein": wasserstein_estimate(real_scores, fake_scores)}, batch_size=n)
+        if self.critic_guard.check(loss, batch, self):  # all ranks skip a non-finite step together
+            c_opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss + common.ddp_anchor(self.generator))
+            c_opt.step()
+            if self.lipschitz == "clip":
+                clip_weights_(self.critic, self.clip_value)
+            self.log_dict({"train/critic_loss": c_loss, "train/wasserstein": wasserstein_estimate(real_scores, fake_scores)},
+                          batch_size=n)
+        self.critic_steps += 1  # counts batches, skipped or not: the generator's turns stay on schedule
 
         if generator_turn:
             l1 = F.l1_loss(fake.float(), y.float())
             g_adv = -self._score(fake, x).float().mean()
             g_loss = l1 + self.adversarial_weight * g_adv
-            g_opt.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)  # also fills the critic's gradients: cleared before its next step
-            g_opt.step()
-            self.log_dict({"train/g_loss": g_loss, "train/l1": l1, "train/g_adv": g_adv}, batch_size=n)
+            if self.g_guard.check(g_loss, batch, self):
+                g_opt.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)  # also fills the critic's gradients: cleared before its next step
+                g_opt.step()
+                self.log_dict({"train/g_loss": g_loss, "train/l1": l1, "train/g_adv": g_adv}, batch_size=n)
         if "skipped_crops" in batch:
             self.log("train/skipped_crops", batch["skipped_crops"].float(), on_step=False, on_epoch=True,
                      reduce_fx="sum", sync_dist=True, batch_size=n)
@@ -178,7 +187,9 @@ class PostnetWGANTask(pl.LightningModule):
     def on_save_checkpoint(self, ckpt: dict) -> None:
         checkpoint.stamp(ckpt, "postnet_wgan", self.features)
         ckpt["postnet_wgan"] = {"critic_steps": self.critic_steps}
+        save_guards(ckpt, self.g_guard, self.critic_guard)
 
     def on_load_checkpoint(self, ckpt: dict) -> None:
         checkpoint.check(ckpt, "postnet_wgan", self.features)
         self.critic_steps = ckpt.get("postnet_wgan", {}).get("critic_steps", 0)
+        load_guards(ckpt, self.g_guard, self.critic_guard)

@@ -33,7 +33,7 @@ from tts_lab.models.tacotron import Tacotron, TacotronInference, TacotronOutput,
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks import checkpoint
 from tts_lab.tasks.checkpoint import CheckpointMismatch
-from tts_lab.tasks.guard import NonFiniteGuard
+from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
 from tts_lab.text import Tokenizer
 
 TASK_NAME = "tacotron"
@@ -465,10 +465,12 @@ class TacotronTask(pl.LightningModule):
 
     def on_save_checkpoint(self, ckpt: dict) -> None:
         stamp(ckpt, TASK_NAME, self)
+        save_guards(ckpt, self.guard)
         drop_frozen(ckpt, ("asr.",))
 
     def on_load_checkpoint(self, ckpt: dict) -> None:
         checkpoint.check(ckpt, TASK_NAME, self.features, symbols=self.tokenizer.symbols)
+        load_guards(ckpt, self.guard)
         restore_frozen(ckpt, self, ("asr.",))
 
 
