@@ -70,6 +70,22 @@ def test_frame_wasserstein_zero_and_monotone(method):
     assert 0 < d[0] < d[1] < d[2]
 
 
+def test_frame_wasserstein_subsample_ignores_the_order_frames_arrive_in():
+    # More frames than max_frames: the subsample must not depend on batch order or on how ranks shared the data.
+    pred, target = _mels(b=4, t=50, f=6, seed=1), _mels(b=4, t=50, f=6, seed=2)
+
+    def dist(order):
+        m = FrameWasserstein(n_projections=16, max_frames=60)
+        for b in order:
+            m.update(pred[b : b + 1], target[b : b + 1])
+        return m.compute().item()
+
+    assert dist([0, 1, 2, 3]) == dist([3, 1, 0, 2]) == dist([2, 3, 1, 0])
+    full = FrameWasserstein(n_projections=16, max_frames=1000)
+    full.update(pred, target)
+    assert dist([0, 1, 2, 3]) != full.compute().item()  # it did subsample
+
+
 def test_frame_wasserstein_sees_collapsed_distribution():
     # Same L1 to the target, but one prediction collapses every frame to the mean: OT sees it.
     target = _mels(b=1, t=200, f=4, seed=3)

@@ -159,12 +159,18 @@ class FrameWasserstein(Metric):
         super()._sync_dist(*args, **kwargs)
 
     def _subsample(self, x: Tensor) -> Tensor:
-        """(N, n_mels) -> (min(N, max_frames), n_mels) float64; the same seeded draw for any N."""
+        """(N, n_mels) -> (min(N, max_frames), n_mels) float64: a seeded draw that depends on the set of frames only.
+
+        The frames are first put in a canonical order (by a seeded random projection; ties are identical frames or
+        practically so), so the draw does not depend on the order they arrived in: batch order, or how DDP ranks
+        shared the utterances. 1 and N processes then measure the same subsample."""
+        x = x.double()
         if x.shape[0] > self.max_frames:
             g = torch.Generator().manual_seed(self.seed)
+            key = x @ torch.randn(x.shape[1], generator=g, dtype=torch.float64).to(x.device)  # (N,)
             idx = torch.randperm(x.shape[0], generator=g)[: self.max_frames].sort().values
-            x = x[idx.to(x.device)]
-        return x.double()
+            x = x[key.argsort(stable=True)[idx.to(x.device)]]
+        return x
 
     def compute(self) -> Tensor:
         if len(self.pred_frames) == 0 or len(self.target_frames) == 0:  # lists, or one tensor after a DDP sync
