@@ -27,13 +27,14 @@ MAX_STEPS = 20
 
 
 class Recorder(pl.Callback):
-    """Appends (step, epoch, batch ids, loss, learning rate) of every training batch to a JSON-lines file."""
+    """Appends (rank, step, epoch, batch ids, loss, learning rate) of every training batch to a JSON-lines file."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         row = {
+            "rank": trainer.global_rank,
             "step": trainer.global_step,  # after this batch's optimiser step
             "epoch": trainer.current_epoch,
             "ids": list(batch["ids"]),
@@ -153,6 +154,10 @@ def test_batch_seeds_differ_by_epoch_batch_and_rank():
     seeds = {cb.batch_seed(e, b, r) for e in range(3) for b in range(50) for r in range(4)}
     assert len(seeds) == 3 * 50 * 4
     assert cb.batch_seed(1, 2, 0) == PerBatchSeed(seed=3).batch_seed(1, 2, 0) != PerBatchSeed(seed=4).batch_seed(1, 2, 0)
+    # Evaluation batches: by content, whatever their position or rank.
+    a, b = {"ids": ["u1", "u2"]}, {"ids": ["u1", "u3"]}
+    assert cb.eval_seed(a, 0, 0) == cb.eval_seed(dict(a), 7, 1) != cb.eval_seed(b, 0, 0)
+    assert cb.eval_seed(a, 0, 0) not in seeds
 
 
 def config_checkpoint_dir(config: Path) -> str | None:

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -56,6 +58,15 @@ def test_asr_batches(demo_root, cache_dir):
     assert torch.all(batch["mel"][short, batch["mel_lengths"][short] :] == FEATS.silence_level)
     assert dm.tokenizer.decode(batch["tokens"][0, : batch["token_lengths"][0]]) == dm.tokenizer.decode(dm.tokenizer.encode(batch["texts"][0]))
     assert "src_mel" not in batch
+
+
+def test_an_eval_split_smaller_than_the_world_is_a_clear_error(demo_root, cache_dir):
+    dm = make(demo_root, cache_dir, task="asr")
+    n_val = len(dm.datasets["val"])
+    dm.trainer = SimpleNamespace(world_size=n_val + 1, global_rank=0)
+    with pytest.raises(ValueError, match=rf"the val split has {n_val} utterance\(s\), fewer than the {n_val + 1} processes"
+                                         ".*larger val_fraction"):
+        dm.val_dataloader()
 
 
 def test_autoencoder_and_vc_examples(demo_root, cache_dir):

@@ -209,6 +209,10 @@ class SpeechDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         dataset = self.datasets[split]
         world, rank = self._ranks()
+        if not train and len(dataset) < world:  # evaluation uses each utterance once: a rank would have none
+            hint = f" or a larger {split}_fraction" if split in ("val", "test") else ""
+            raise ValueError(f"the {split} split has {len(dataset)} utterance(s), fewer than the {world} processes "
+                             f"that share it: use fewer devices{hint}")
         if isinstance(dataset, SpeechDataset):
             sampler = BucketBatchSampler(
                 dataset.lengths, self.batch_size if train else self.eval_batch_size,

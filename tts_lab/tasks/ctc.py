@@ -13,6 +13,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from tts_lab.audio.features import FeatureConfig
 from tts_lab.decoding.ctc import BeamSearchDecoder, greedy_decode
+from tts_lab.metrics.means import StageMeans
 from tts_lab.tasks import checkpoint
 from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
 from tts_lab.text import ASR_SYMBOLS, Tokenizer
@@ -54,6 +55,7 @@ class CTCTask(pl.LightningModule):
         self._beam: BeamSearchDecoder | None = None
         self.val_cer, self.val_wer = CharErrorRate(), WordErrorRate()
         self.test_cer, self.test_wer = CharErrorRate(), WordErrorRate()
+        self.val_losses, self.test_losses = StageMeans(), StageMeans()
         self.guard = NonFiniteGuard(max_nonfinite)
 
     # -- core -------------------------------------------------------------------------------------------------
@@ -94,21 +96,27 @@ class CTCTask(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         self.guard.on_before_optimizer_step(optimizer)
 
-    def _eval_step(self, batch: dict, stage: str, cer, wer, beam: bool) -> None:
+    def _eval_step(self, batch: dict, stage: str, cer, wer, losses: StageMeans, beam: bool) -> None:
         loss, log_probs, out_lengths = self._loss(batch)
         hyps, refs = self.decode(log_probs, out_lengths, beam=beam), self._references(batch)
         cer(hyps, refs)
         wer(hyps, refs)
         n = len(batch["ids"])
-        self.log(f"{stage}/loss", loss, batch_size=n, sync_dist=True)
+        losses.update({"loss": loss}, weight=n)
         self.log(f"{stage}/cer", cer, prog_bar=True, batch_size=n)
         self.log(f"{stage}/wer", wer, batch_size=n)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val", self.val_cer, self.val_wer, beam=False)
+        self._eval_step(batch, "val", self.val_cer, self.val_wer, self.val_losses, beam=False)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test", self.test_cer, self.test_wer, beam=True)
+        self._eval_step(batch, "test", self.test_cer, self.test_wer, self.test_losses, beam=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_losses.log(self, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_losses.log(self, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
         log_probs, out_lengths = self(batch["mel"], batch["mel_lengths"])

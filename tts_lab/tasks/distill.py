@@ -22,6 +22,7 @@ from torchmetrics.text import CharErrorRate
 from tts_lab.audio.features import FeatureConfig
 from tts_lab.losses.attention import attention_distillation_kl
 from tts_lab.metrics.attention import AttentionDiagonal, AttentionFocus
+from tts_lab.metrics.means import StageMeans
 from tts_lab.models.tacotron import Tacotron, TacotronOutput, lengths_to_mask, n_steps
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks import checkpoint
@@ -138,6 +139,7 @@ class DistillationTask(pl.LightningModule):
         self.teacher: Frozen | None = None
         self.asr: FrozenASR | None = None
         self.guard = NonFiniteGuard(max_nonfinite)
+        self.val_losses = StageMeans()
         self._asr_scored = 0
 
     @property
@@ -189,8 +191,7 @@ class DistillationTask(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out, terms = self._terms(batch)
         n = len(batch["ids"])
-        for name, value in terms.items():
-            self.log(f"val/{name}", value, batch_size=n, sync_dist=True)
+        self.val_losses.update(terms, weight=n)
         if self.teacher is not None:
             self.val_distill_kl.update(self.distill_kl(out, batch), weight=n)
             self.log("val/distill_kl", self.val_distill_kl, batch_size=n)
@@ -199,6 +200,9 @@ class DistillationTask(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._asr_scored = 0
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_losses.log(self, "val")
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
         return predict(self, batch)

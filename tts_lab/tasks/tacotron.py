@@ -29,6 +29,7 @@ from tts_lab.audio.features import FeatureConfig
 from tts_lab.decoding.ctc import greedy_decode
 from tts_lab.losses.tacotron import guided_attention_loss, masked_mel_loss, stop_loss
 from tts_lab.metrics.attention import AttentionDiagonal, AttentionFocus
+from tts_lab.metrics.means import StageMeans
 from tts_lab.models.tacotron import Tacotron, TacotronInference, TacotronOutput, lengths_to_mask, n_steps
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks import checkpoint
@@ -411,6 +412,7 @@ class TacotronTask(pl.LightningModule):
         self.val_asr_cer = CharErrorRate()
         self.asr: FrozenASR | None = None
         self.guard = NonFiniteGuard(max_nonfinite)
+        self.val_losses = StageMeans()
         self._initialised = False
         self._asr_scored = 0
 
@@ -442,13 +444,15 @@ class TacotronTask(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out, terms = self._terms(batch)
         n = len(batch["ids"])
-        for name, value in terms.items():
-            self.log(f"val/{name}", value, batch_size=n, sync_dist=True)
+        self.val_losses.update(terms, weight=n)
         log_attention_metrics(self, out, batch)
         score_asr(self, batch)
 
     def on_validation_epoch_start(self) -> None:
         self._asr_scored = 0
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_losses.log(self, "val")
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
         return predict(self, batch)
