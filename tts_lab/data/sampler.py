@@ -10,7 +10,8 @@ all-reduce in training, metric sync at the end of validation).
   ``num_replicas``-th batch; the list is padded by repeating its first batches to a multiple of the world size.
 - Evaluation (``even=False``, no shuffling): every item is used exactly once, so metrics count each utterance once.
   Items sorted by length are dealt round-robin to ranks, and each rank cuts its share into the same number of
-  batches (sizes differ by at most one item).
+  batches (sizes differ by at most one item; never an empty batch, so with ``batch_size`` 1 and a split that does
+  not divide by the world size, some ranks get a batch of 2).
 
 Resuming mid-epoch (``--ckpt_path``): the epoch's batch list is a pure function of ``seed + epoch``, so the position
 in an epoch is just (epoch, batches this rank already trained on). `state_at` records it and `resume` makes the next
@@ -129,8 +130,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         if n < self.num_replicas:
             raise ValueError(f"{n} utterances cannot be shared by {self.num_replicas} processes; use fewer devices")
         mine = torch.argsort(self.lengths, stable=True)[self.rank :: self.num_replicas]
-        k = -(-n // (self.num_replicas * self.batch_size))  # batches per rank, identical on every rank
-        return [chunk.tolist() for chunk in torch.tensor_split(mine, k)]
+        return [chunk.tolist() for chunk in torch.tensor_split(mine, self._n_eval_batches())]
+
+    def _n_eval_batches(self) -> int:
+        """Batches per rank in evaluation mode, identical on every rank, at most the smallest share (no empty one)."""
+        n = len(self.lengths)
+        return min(-(-n // (self.num_replicas * self.batch_size)), n // self.num_replicas)
 
     def __iter__(self) -> Iterator[list[int]]:
         resume, self._resume = self._resume, None  # a resume position applies to the first pass only
@@ -142,7 +147,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         if not self.even:
-            return -(-len(self.lengths) // (self.num_replicas * self.batch_size))
+            return self._n_eval_batches()
         n_batches = -(-len(self.lengths) // self.batch_size) if not self.shuffle else self._n_batches_shuffled()
         return -(-n_batches // self.num_replicas)
 
