@@ -30,13 +30,16 @@ from tts_lab.text import TTS_SYMBOLS, Tokenizer
 
 
 def timed(fn, repeat: int, warmup: int = 1) -> float:
-    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs (CUDA work is waited for)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
@@ -97,36 +100,44 @@ def tacotron2_sized(reduction_factor: int) -> TacotronBuilder:
     )
 
 
-def train_step_fn(model, batch_fn):
+def train_step_fn(model, batch_fn, autocast: torch.dtype | None = None):
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    device = next(model.parameters()).device.type
 
     def step():
-        loss = batch_fn()
+        with torch.autocast(device, dtype=autocast or torch.float32, enabled=autocast is not None):
+            loss = batch_fn()
         opt.zero_grad()
-        loss.backward()
+        loss.float().backward()
         opt.step()
 
     return step
 
 
-def bench_throughput(batch: int, text_len: int, frames: int, repeat: int) -> dict:
+def bench_throughput(batch: int, text_len: int, frames: int, repeat: int, device: str = "cpu",
+                     autocast: torch.dtype | None = None, torchaudio_too: bool = True) -> dict:
+    """Training steps (forward, backward, Adam) of our Tacotron at Tacotron2 sizes (r = 1 and 2) and of torchaudio's
+    Tacotron2 on random data; mel frames per second."""
     from torchaudio.models import Tacotron2
 
     n_symbols = Tokenizer(TTS_SYMBOLS).vocab_size
-    tokens = torch.randint(1, n_symbols, (batch, text_len))
-    tlen = torch.full((batch,), text_len)
-    mel = torch.randn(batch, frames, 80)
-    mlen = torch.full((batch,), frames)
-    out = {"batch": batch, "text_len": text_len, "frames": frames}
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(1, n_symbols, (batch, text_len), generator=g).to(device)
+    tlen = torch.full((batch,), text_len, device=device)
+    mel = torch.randn(batch, frames, 80, generator=g).to(device)
+    mlen = torch.full((batch,), frames, device=device)
+    out = {"batch": batch, "text_len": text_len, "frames": frames, "device": device,
+           "autocast": str(autocast).removeprefix("torch.") if autocast else "fp32"}
     for r in (1, 2):
-        ours = tacotron2_sized(r)(n_symbols, 80, 513)
-        step = train_step_fn(ours, lambda: ours(tokens, tlen, mel, mlen).mel_post[:, :frames].pow(2).mean())
+        ours = tacotron2_sized(r)(n_symbols, 80, 513).to(device)
+        step = train_step_fn(ours, lambda: ours(tokens, tlen, mel, mlen).mel_post[:, :frames].float().pow(2).mean(), autocast)
         out[f"tts_lab_r{r}_frames_per_s"] = round(batch * frames / timed(step, repeat), 1)
         out[f"tts_lab_r{r}_params"] = sum(p.numel() for p in ours.parameters())
-    ta = Tacotron2(n_symbol=n_symbols, n_mels=80)
-    step = train_step_fn(ta, lambda: ta(tokens, tlen, mel.transpose(1, 2), mlen)[1].pow(2).mean())
-    out["torchaudio_tacotron2_frames_per_s"] = round(batch * frames / timed(step, repeat), 1)
-    out["torchaudio_tacotron2_params"] = sum(p.numel() for p in ta.parameters())
+    if torchaudio_too:
+        ta = Tacotron2(n_symbol=n_symbols, n_mels=80).to(device)
+        step = train_step_fn(ta, lambda: ta(tokens, tlen, mel.transpose(1, 2), mlen)[1].float().pow(2).mean(), autocast)
+        out["torchaudio_tacotron2_frames_per_s"] = round(batch * frames / timed(step, repeat), 1)
+        out["torchaudio_tacotron2_params"] = sum(p.numel() for p in ta.parameters())
     return out
 
 
@@ -212,6 +223,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     repeat = 1 if args.quick else 3
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as NVIDIA's figure (TF32)
     threads = torch.get_num_threads()
     results = {"machine": machine(), "torch_threads": threads, "command": "python scripts/benchmarks.py"}
     results["data"] = bench_data(args.root, 20 if args.quick else 60, repeat)
@@ -219,6 +231,9 @@ def main() -> None:
     results["lightning"] = bench_lightning_overhead(args.root, 5 if args.quick else 20)
     configs = ROOT / "configs"
     results["student_vs_teacher"] = bench_rtf(configs / "tacotron_teacher.yaml", configs / "tacotron_student_tts.yaml", "student", 3.0)
+    if torch.cuda.is_available():  # NVIDIA's Tacotron2 setting: batch 128; LJSpeech-like 150 tokens -> 800 frames
+        results["gpu"] = {precision: bench_throughput(32 if args.quick else 128, 150, 800, repeat, "cuda", dtype)
+                          for precision, dtype in (("fp32_tf32", None), ("bf16_mixed", torch.bfloat16))}
     print(json.dumps(results, indent=2))
     if args.quick:
         return
@@ -268,9 +283,24 @@ Griffin-Lim excluded).
 | teacher | {st['teacher_params']:,} | {st['teacher_rtf_1_thread']} |
 | student | {st['student_params']:,} | {st['student_rtf_1_thread']} |
 
-Not measured here: no GPU was available to this machine, so the bf16 single-GPU throughput against NVIDIA's published
-Tacotron2 figure (31,499 mels/s on one A100) is still to be run (`python scripts/benchmarks.py` on a GPU machine).
+{gpu_section(results)}
 """)
+
+
+def gpu_section(results: dict) -> str:
+    if "gpu" not in results:
+        return ("## GPU\n\nNot measured: no GPU on this machine. On one, the same command adds the full-size (Tacotron2-sized) "
+                "teacher's training throughput at fp32/TF32 and bf16-mixed, batch 128, against NVIDIA's published Tacotron2 "
+                "figure of 31,499 mel frames/s on one A100 (TF32, batch 128).")
+    rows = []
+    for precision, g in results["gpu"].items():
+        for key, label in (("torchaudio_tacotron2", "torchaudio Tacotron2 (r = 1)"), ("tts_lab_r1", "tts_lab, r = 1"),
+                           ("tts_lab_r2", "tts_lab, r = 2")):
+            rows.append(f"| {label} | {precision} | {g[key + '_frames_per_s']:,.0f} |")
+    g = next(iter(results["gpu"].values()))
+    return (f"## GPU ({g['batch']} x {g['text_len']} tokens -> {g['frames']} frames per step)\n\n| model | precision | mel frames/s |\n"
+            "|---|---|---:|\n" + "\n".join(rows) + "\n\nNVIDIA's published Tacotron2 figure: 31,499 mel frames/s on one A100 "
+            "(TF32, batch 128); target: beyond it at bf16-mixed.")
 
 
 if __name__ == "__main__":

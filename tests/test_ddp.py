@@ -149,7 +149,7 @@ def test_ddp_run_killed_mid_epoch_resumes_exactly(demo_root, cache_dir, tmp_path
     common = ["fit", "--config", str(CONFIGS / "ctc_asr.yaml"), *DDP, "--data.root", str(demo_root),
               "--data.batch_size=4", *TINY_CTC, "--model.init_args.network.init_args.dropout=0.3",
               "--model.init_args.scheduler_interval=step", f"--trainer.max_steps={max_steps}",
-              "--trainer.limit_val_batches=1", *QUIET,
+              "--trainer.limit_val_batches=0", *QUIET,
               "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path)]
 
     def callbacks(records: str, kill: bool, ckpts: bool = True) -> str:

@@ -41,7 +41,6 @@ from tts_lab.audio.features import FeatureConfig, LogMel
 from tts_lab.audio.griffin_lim import GriffinLim
 from tts_lab.audio.io import AudioError, load_audio, save_audio
 from tts_lab.tasks.checkpoint import KEY, CheckpointMismatch
-from tts_lab.text import Tokenizer
 
 CTC_TASKS = ("ctc",)
 TACOTRON_TASKS = ("tacotron", "tacotron_student")

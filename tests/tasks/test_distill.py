@@ -16,7 +16,7 @@ from tts_lab.models.tacotron import ConvPostnet, ConvTextEncoder, LocationSensit
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks.checkpoint import CheckpointMismatch
 from tts_lab.tasks.distill import DistillationTask, TeacherMismatch
-from tts_lab.tasks.tacotron import teacher_forced
+from tts_lab.tasks.tacotron_runs import teacher_forced
 from tts_lab.text import Tokenizer
 
 

@@ -4,7 +4,6 @@ the logged Wasserstein estimate, and both WGAN configs through the CLI (WGAN-GP 
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from tests.tasks.postnet_helpers import (CONFIGS, FEATS, NO_MEDIA, TINY_DATA, TINY_UNET, OptimizerSteps, Poison, changed,

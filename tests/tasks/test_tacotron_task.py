@@ -20,7 +20,9 @@ from tts_lab.models.tacotron import (
 )
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks.checkpoint import CheckpointMismatch
-from tts_lab.tasks.tacotron import LinearTarget, TacotronLosses, TacotronTask, load_asr, network_inputs
+from tts_lab.tasks.loading import load_asr
+from tts_lab.tasks.tacotron import LinearTarget, TacotronLosses, TacotronTask
+from tts_lab.tasks.tacotron_runs import network_inputs
 from tts_lab.text import Tokenizer
 
 FEATS = FeatureConfig(sample_rate=16000, n_fft=256, hop_length=64, n_mels=12, f_max=8000.0)

@@ -28,7 +28,7 @@ from tts_lab.audio.features import FeatureConfig
 from tts_lab.audio.griffin_lim import GriffinLim
 from tts_lab.audio.io import save_audio
 from tts_lab.callbacks.media import plot_matrix, run_dir
-from tts_lab.tasks.tacotron import audible
+from tts_lab.tasks.tacotron_runs import audible
 
 
 def file_stem(utterance_id: str) -> str:

@@ -27,27 +27,10 @@ from tts_lab.models.tacotron import Tacotron, TacotronOutput, lengths_to_mask, n
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks import checkpoint
 from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
-from tts_lab.tasks.tacotron import (
-    INFERENCE_ARGS,
-    Frozen,
-    FrozenASR,
-    LinearTarget,
-    TacotronLosses,
-    build_optimizers,
-    log_training_terms,
-    drop_frozen,
-    load_asr,
-    load_tacotron,
-    log_attention_metrics,
-    media_items,
-    media_runs,
-    network_inputs,
-    predict,
-    restore_frozen,
-    score_asr,
-    stamp,
-    teacher_forced,
-)
+from tts_lab.tasks.loading import Frozen, FrozenASR, drop_frozen, load_asr, load_tacotron, restore_frozen
+from tts_lab.tasks.tacotron import (INFERENCE_ARGS, LinearTarget, TacotronLosses, build_optimizers, log_attention_metrics,
+                                    log_training_terms, predict, score_asr, stamp)
+from tts_lab.tasks.tacotron_runs import media_items, media_runs, network_inputs, teacher_forced
 from tts_lab.text import Tokenizer
 
 TASK_NAME = "tacotron_student"

@@ -2,8 +2,9 @@
 
 The same task trains text-to-speech (``data.task: tts``), mel autoencoding (``autoencoder``) and voice conversion
 (``vc``): the network's encoder decides what it reads (``tokens`` for text encoders, ``src_mel`` for mel encoders),
-the target is always ``mel``. The pieces here (losses, input selection, inference, media, predictions, frozen
-helper models, checkpoint loading) are plain functions and small classes so that the distillation task
+the target is always ``mel``. The pieces here (losses, logging and optimiser hooks), in
+:mod:`tts_lab.tasks.tacotron_runs` (inputs, inference, media, predictions) and in :mod:`tts_lab.tasks.loading` (frozen
+helper models, checkpoint readers) are plain functions and small classes so that the distillation task
 (:mod:`tts_lab.tasks.distill`) reuses them by composition.
 
 Checkpoints record the feature config, symbols, input type, reduction factor and encoder time reduction
@@ -13,10 +14,8 @@ its network (:func:`load_tacotron`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -26,18 +25,19 @@ from torch import Tensor, nn
 from torchmetrics.text import CharErrorRate
 
 from tts_lab.audio.features import FeatureConfig
-from tts_lab.decoding.ctc import greedy_decode
 from tts_lab.losses.tacotron import guided_attention_loss, masked_mel_loss, stop_loss
 from tts_lab.metrics.attention import AttentionDiagonal, AttentionFocus
 from tts_lab.metrics.means import StageMeans
-from tts_lab.models.tacotron import Tacotron, TacotronInference, TacotronOutput, lengths_to_mask, n_steps
+from tts_lab.models.tacotron import Tacotron, TacotronOutput, n_steps
 from tts_lab.models.tacotron.builder import TacotronBuilder
 from tts_lab.tasks import checkpoint
-from tts_lab.tasks.checkpoint import CheckpointMismatch
 from tts_lab.tasks.guard import NonFiniteGuard, load_guards, save_guards
+from tts_lab.tasks.loading import TACOTRON_TASK, FrozenASR, drop_frozen, load_asr, load_network_weights, restore_frozen
+from tts_lab.tasks.tacotron_runs import (eval_max_steps, free_running, gta_items, media_items, media_runs, slice_batch,
+                                         synthesis_items, teacher_forced, with_silence)
 from tts_lab.text import Tokenizer
 
-TASK_NAME = "tacotron"
+TASK_NAME = TACOTRON_TASK
 PredictMode = Literal["synthesize", "gta"]
 # Arguments that are not part of the trained model (the tokenizer is recorded in the checkpoint stamp instead).
 INFERENCE_ARGS = [
@@ -120,239 +120,6 @@ class LinearTarget(nn.Module):
     def forward(self, log_mel: Tensor) -> Tensor:
         linear = log_mel.float().exp() @ self.pinv  # (..., T, n_freqs)
         return linear.clamp_min(self.log_floor).log()
-
-
-# -- batches and inference ------------------------------------------------------------------------------------------
-def network_inputs(network: Tacotron, batch: dict, source_fallback: bool = False) -> tuple[Tensor, Tensor]:
-    """What the encoder reads: ``tokens`` (text encoders) or ``src_mel`` (mel encoders).
-
-    With ``source_fallback`` a mel encoder reads ``mel`` when the batch has no ``src_mel`` (``predict_files``: the
-    files are the source speech).
-    """
-    if network.input_type == "text":
-        return batch["tokens"], batch["token_lengths"]
-    if "src_mel" in batch:
-        return batch["src_mel"], batch["src_mel_lengths"]
-    if source_fallback:
-        return batch["mel"], batch["mel_lengths"]
-    raise ValueError(
-        "this network reads mels (a mel encoder) but the batch has no 'src_mel': use data.task 'autoencoder' or 'vc'"
-    )
-
-
-def slice_batch(batch: dict, k: int) -> dict:
-    """The first ``k`` items of a batch (tensors and lists), trimmed to the longest kept item."""
-    if k >= len(batch["ids"]):
-        return batch
-    out = {key: value[:k] for key, value in batch.items()}
-    for name, lengths in (("tokens", "token_lengths"), ("mel", "mel_lengths"), ("src_mel", "src_mel_lengths")):
-        if name in out:
-            out[name] = out[name][:, : int(out[lengths].max())]
-    return out
-
-
-def teacher_forced(network: Tacotron, batch: dict) -> TacotronOutput:
-    inputs, lengths = network_inputs(network, batch)
-    return network(inputs, lengths, batch["mel"], batch["mel_lengths"])
-
-
-def free_running(
-    network: Tacotron, batch: dict, max_steps: int, stop_threshold: float, source_fallback: bool = False
-) -> TacotronInference:
-    inputs, lengths = network_inputs(network, batch, source_fallback)
-    return network.infer(inputs, lengths, max_steps=max_steps, stop_threshold=stop_threshold)
-
-
-def eval_max_steps(batch: dict, r: int, cap: int, ratio: float = 1.5) -> int:
-    """Free-running cap for validation: ``ratio`` x the longest target, at most ``cap`` steps."""
-    return max(1, min(cap, math.ceil(ratio * int(n_steps(int(batch["mel_lengths"].max()), r)))))
-
-
-def with_silence(mel: Tensor, lengths: Tensor, level: float) -> Tensor:
-    """Set frames past each length to the silence level (free-running outputs are zero-padded)."""
-    return mel.masked_fill(~lengths_to_mask(lengths, mel.size(1)).unsqueeze(-1), level)
-
-
-def audible(mel: Tensor, features: FeatureConfig) -> Tensor:
-    """Pad a (T, n_mels) log-mel with silence to the few frames Griffin-Lim needs (its STFT pads by n_fft / 2):
-    an undertrained model may stop after one decoder step."""
-    shortfall = features.n_fft // features.hop_length + 1 - mel.size(0)
-    if shortfall <= 0:
-        return mel
-    return torch.cat([mel, mel.new_full((shortfall, mel.size(1)), features.silence_level)])
-
-
-def media_items(batch: dict, out: TacotronOutput, inf: TacotronInference, r: int, features: FeatureConfig,
-                extra_alignments: dict[str, Tensor] | None = None) -> list[dict]:
-    """Per utterance, for :class:`~tts_lab.callbacks.MediaLogger`: attention (teacher-forced and free-running, plus
-    ``extra_alignments`` such as a teacher's), target vs teacher-forced vs free-running mel, and their audio."""
-    items = []
-    for b, uid in enumerate(batch["ids"]):
-        n, steps = int(batch["mel_lengths"][b]), int(n_steps(int(batch["mel_lengths"][b]), r))
-        n_enc, n_inf = int(out.memory_lengths[b]), int(inf.mel_lengths[b])
-        alignments = {"attention_teacher_forced": out.alignments[b, :steps, :n_enc].T}  # (enc, dec) rows bottom-up
-        alignments["attention_free_running"] = inf.alignments[b, : max(n_inf // r, 1), :n_enc].T
-        for name, matrix in (extra_alignments or {}).items():
-            alignments[name] = matrix[b, :steps, :n_enc].T
-        mels = {"target": batch["mel"][b, :n], "teacher_forced": out.mel_post[b, :n],
-                "free_running": inf.mel_post[b, : max(n_inf, 1)]}
-        items.append({
-            "id": uid,
-            "spectrograms": mels,
-            "alignments": alignments,
-            "audio": {name: audible(mel, features) for name, mel in mels.items()},
-            "caption": f"{batch['texts'][b]}\nframes: target {n}, free-running {n_inf}",
-        })
-    return items
-
-
-def media_runs(task: pl.LightningModule, batch: dict) -> tuple[dict, TacotronOutput, TacotronInference]:
-    """The first ``task.media_utterances`` of ``batch``, their teacher-forced and their free-running outputs."""
-    batch = slice_batch(batch, task.media_utterances)
-    out = teacher_forced(task.network, batch)
-    inf = free_running(task.network, batch, eval_max_steps(batch, task.r, task.max_decoder_steps), task.stop_threshold)
-    return batch, out, inf
-
-
-def gta_items(batch: dict, out: TacotronOutput) -> list[dict]:
-    """Teacher-forced ("ground-truth aligned") predictions cropped to each target's exact length."""
-    items = []
-    for b, uid in enumerate(batch["ids"]):
-        n = int(batch["mel_lengths"][b])
-        items.append({"id": uid, "mode": "gta", "mel": out.mel_post[b, :n].float().cpu(), "frames": n})
-    return items
-
-
-def synthesis_items(batch: dict, inf: TacotronInference, r: int, max_steps: int) -> list[dict]:
-    """Free-running predictions: mel (and linear) up to each item's stop, and its attention."""
-    items = []
-    for b, uid in enumerate(batch["ids"]):
-        n, n_enc = int(inf.mel_lengths[b]), int(inf.memory_lengths[b])
-        item = {
-            "id": uid,
-            "mode": "synthesize",
-            "text": batch["texts"][b],
-            "mel": inf.mel_post[b, :n].float().cpu(),
-            "alignment": inf.alignments[b, : n // r, :n_enc].float().cpu(),  # (decoder steps, encoder steps)
-            "frames": n,
-            "stopped": n // r < max_steps,
-        }
-        if inf.linear is not None:
-            item["linear"] = inf.linear[b, :n].float().cpu()  # log linear magnitude
-        items.append(item)
-    return items
-
-
-# -- frozen helper models and checkpoints ---------------------------------------------------------------------------
-class Frozen(nn.Module):
-    """Holds a module that never trains: no gradients, eval mode whatever ``.train()`` is called with.
-
-    Used for a distillation teacher and for the ASR model that scores intelligibility. Tasks drop its weights from
-    their own checkpoints (they live in the checkpoint it was loaded from) and never give it to an optimiser.
-    """
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module.requires_grad_(False)
-        self.train(False)  # also this wrapper's own flag: Lightning restores recorded flags directly after eval loops
-
-    def train(self, mode: bool = True) -> Frozen:
-        return super().train(False)
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.module(*args, **kwargs)
-
-
-def drop_frozen(ckpt: dict, prefixes: tuple[str, ...]) -> None:
-    """Remove frozen submodules' weights from a checkpoint's state dict."""
-    ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(prefixes)}
-
-
-def restore_frozen(ckpt: dict, module: nn.Module, prefixes: tuple[str, ...]) -> None:
-    """Put the in-memory weights of frozen submodules back, so strict loading matches the module."""
-    state = ckpt.setdefault("state_dict", {})
-    for key, value in module.state_dict().items():
-        if key.startswith(prefixes):
-            state[key] = value
-
-
-class FrozenASR(nn.Module):
-    """A trained CTC recogniser used as a metric: greedy transcripts of (generated) log-mels."""
-
-    def __init__(self, network: nn.Module, tokenizer: Tokenizer) -> None:
-        super().__init__()
-        self.model = Frozen(network)
-        self.tokenizer = tokenizer
-        self.train(False)
-
-    def train(self, mode: bool = True) -> FrozenASR:
-        return super().train(False)
-
-    @torch.no_grad()
-    def transcribe(self, mel: Tensor, lengths: Tensor) -> list[str]:
-        log_probs, out_lengths = self.model(mel.float(), lengths)
-        return greedy_decode(log_probs, out_lengths, self.tokenizer)
-
-    def reference(self, text: str) -> str:
-        """The text as the recogniser spells it (normalised, its symbols only)."""
-        return self.tokenizer.decode(self.tokenizer.encode(text))
-
-
-def read_checkpoint(path: str | Path, what: str) -> dict:
-    """A checkpoint named in a config (``what``: which option), read with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 -- unpicklable, truncated, not a torch file: one clear line
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointMismatch(f"{what} {path} is not a readable tts_lab checkpoint ({first})") from None
-
-
-def _rebuild(path: str | Path, ckpt: dict) -> pl.LightningModule:
-    """The task of a checkpoint, built as trained, weights loaded (the inference front door's loader: architecture from
-    the checkpoint's hyper-parameters or the run's saved config.yaml, features and symbols from its stamp)."""
-    from tts_lab.inference import build_task
-
-    return build_task(path, ckpt)
-
-
-def load_tacotron(path: str | Path, features: FeatureConfig, what: str = "teacher_checkpoint") -> tuple[Tacotron, dict]:
-    """The network of a ``TacotronTask`` checkpoint and its stamp (``checkpoint["tts_lab"]``: symbols, input type,
-    reduction factor...). Any other checkpoint, or other features, is a clear error."""
-    ckpt = read_checkpoint(path, what)
-    meta = checkpoint.check(ckpt, TASK_NAME, features, source=f"{what} {path}")
-    return _rebuild(path, ckpt).network, meta
-
-
-def load_asr(path: str | Path, features: FeatureConfig) -> FrozenASR:
-    """A frozen CTC recogniser from a ``CTCTask`` checkpoint trained on the same features."""
-    ckpt = read_checkpoint(path, "asr_checkpoint")
-    meta = checkpoint.check(ckpt, "ctc", features, source=f"asr_checkpoint {path}")
-    return FrozenASR(_rebuild(path, ckpt).network, Tokenizer(meta["symbols"]))
-
-
-def load_network_weights(network: Tacotron, path: str | Path, features: FeatureConfig) -> None:
-    """Initialise ``network`` from a TacotronTask checkpoint (weights only); mismatches are listed in the error."""
-    ckpt = read_checkpoint(path, "init_checkpoint")
-    checkpoint.check(ckpt, TASK_NAME, features, source=f"init_checkpoint {path}")
-    prefix = "network."
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    own = network.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        def show(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "")
-        raise CheckpointMismatch(
-            f"init_checkpoint {path} does not fit this network (is the architecture the same?)"
-            + (f"; missing: {show(missing)}" if missing else "")
-            + (f"; unexpected: {show(unexpected)}" if unexpected else "")
-            + (f"; shape (checkpoint vs network): {show(shapes)}" if shapes else "")
-        )
-    network.load_state_dict(state)
 
 
 # -- the task -------------------------------------------------------------------------------------------------------
