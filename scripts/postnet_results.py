@@ -64,6 +64,7 @@ def train_and_validate(name: str, minutes: float, root: str, run: Path, gta_dir:
     cli = build_cli(args)
     train_s = time.monotonic() - start
     loop = cli.trainer.fit_loop
+    cli.trainer.save_checkpoint(run / "final.ckpt")  # e.g. to measure again after a metric changes
     (val,) = cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
     return {
         "config": f"configs/{config}",
