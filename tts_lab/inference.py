@@ -40,7 +40,7 @@ import yaml
 from tts_lab.audio.features import FeatureConfig, LogMel
 from tts_lab.audio.griffin_lim import GriffinLim
 from tts_lab.audio.io import AudioError, load_audio, save_audio
-from tts_lab.tasks.checkpoint import KEY, CheckpointMismatch
+from tts_lab.tasks.checkpoint import KEY, CheckpointMismatch, require_fit
 
 CTC_TASKS = ("ctc",)
 TACOTRON_TASKS = ("tacotron", "tacotron_student")
@@ -164,19 +164,7 @@ def load_weights(task: torch.nn.Module, ckpt: dict, prefixes: Iterable[str], wha
     prefixes = tuple(prefixes)
     own = {k: v for k, v in task.state_dict().items() if k.startswith(prefixes)}
     theirs = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(prefixes)}
-    missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
-    shapes = [f"{k} {tuple(theirs[k].shape)} vs {tuple(own[k].shape)}"
-              for k in own if k in theirs and theirs[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        def show(items: list[str]) -> str:
-            return ", ".join(items[:3]) + (f" ... ({len(items)} in all)" if len(items) > 3 else "")
-
-        raise CheckpointMismatch(
-            f"{what}: the weights do not fit (a config other than the one it was trained with?)"
-            + (f"; missing: {show(missing)}" if missing else "")
-            + (f"; unexpected: {show(unexpected)}" if unexpected else "")
-            + (f"; shapes (checkpoint vs model): {show(shapes)}" if shapes else "")
-        )
+    require_fit(own, theirs, f"{what}: the weights do not fit (a config other than the one it was trained with?)")
     task.load_state_dict(theirs, strict=False)
 
 

@@ -35,3 +35,23 @@ def check(checkpoint: dict, task: str, features: FeatureConfig, source: str = "c
         if meta.get(key) != value:
             raise CheckpointMismatch(f"{source}: {key} differs (checkpoint {meta.get(key)!r} vs now {value!r})")
     return meta
+
+
+def require_fit(own: dict, theirs: dict, problem: str) -> None:
+    """Raise CheckpointMismatch (``problem``, then what differs) unless state dict ``theirs`` has exactly the keys and
+    shapes of ``own``."""
+    missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
+    shapes = [f"{k} {tuple(theirs[k].shape)} vs {tuple(own[k].shape)}"
+              for k in own if k in theirs and theirs[k].shape != own[k].shape]
+    if not (missing or unexpected or shapes):
+        return
+
+    def show(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (f" ... ({len(items)} in all)" if len(items) > 3 else "")
+
+    raise CheckpointMismatch(
+        problem
+        + (f"; missing: {show(missing)}" if missing else "")
+        + (f"; unexpected: {show(unexpected)}" if unexpected else "")
+        + (f"; shapes (checkpoint vs model): {show(shapes)}" if shapes else "")
+    )

@@ -116,17 +116,6 @@ def load_network_weights(network: Tacotron, path: str | Path, features: FeatureC
     checkpoint.check(ckpt, TACOTRON_TASK, features, source=f"init_checkpoint {path}")
     prefix = "network."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    own = network.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        def show(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "")
-        raise CheckpointMismatch(
-            f"init_checkpoint {path} does not fit this network (is the architecture the same?)"
-            + (f"; missing: {show(missing)}" if missing else "")
-            + (f"; unexpected: {show(unexpected)}" if unexpected else "")
-            + (f"; shape (checkpoint vs network): {show(shapes)}" if shapes else "")
-        )
+    checkpoint.require_fit(network.state_dict(), state,
+                           f"init_checkpoint {path} does not fit this network (is the architecture the same?)")
     network.load_state_dict(state)
