@@ -16,7 +16,6 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
-from torchmetrics import MeanMetric
 from torchmetrics.text import CharErrorRate
 
 from tts_lab.audio.features import FeatureConfig
@@ -118,7 +117,6 @@ class DistillationTask(pl.LightningModule):
         self.predict_mode, self.media_utterances = predict_mode, media_utterances
         self.val_diagonal, self.val_focus = AttentionDiagonal(), AttentionFocus()
         self.val_asr_cer = CharErrorRate()
-        self.val_distill_kl = MeanMetric()
         self.teacher: Frozen | None = None
         self.asr: FrozenASR | None = None
         self.guard = NonFiniteGuard(max_nonfinite)
@@ -176,8 +174,7 @@ class DistillationTask(pl.LightningModule):
         n = len(batch["ids"])
         self.val_losses.update(terms, weight=n)
         if self.teacher is not None:
-            self.val_distill_kl.update(self.distill_kl(out, batch), weight=n)
-            self.log("val/distill_kl", self.val_distill_kl, batch_size=n)
+            self.val_losses.update({"distill_kl": self.distill_kl(out, batch)}, weight=n)
         log_attention_metrics(self, out, batch)
         score_asr(self, batch)
 
