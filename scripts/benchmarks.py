@@ -210,14 +210,15 @@ def builder_from_config(path: Path, key: str) -> TacotronBuilder:
     return parser.instantiate(parser.parse_object({"network": node})).network
 
 
-def bench_rtf(teacher_cfg: Path, student_cfg: Path, student_key: str, seconds_of_audio: float) -> dict:
+def bench_rtf(teacher_cfg: Path, student_cfg: Path, seconds_of_audio: float) -> dict:
     features = FeatureConfig()
     tok = Tokenizer(TTS_SYMBOLS)
     text = torch.tensor([tok.encode("the quick brown fox jumps over the lazy dog, and then it rests in the warm sun.")])
     out = {}
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    for name, cfg, key in (("teacher", teacher_cfg, "network"), ("student", student_cfg, student_key)):
-        net = builder_from_config(cfg, key)(tok.vocab_size, features.n_mels, features.n_fft // 2 + 1).eval()
+    for name, cfg in (("teacher", teacher_cfg), ("student", student_cfg)):
+        net = builder_from_config(cfg, "network")(tok.vocab_size, features.n_mels, features.n_fft // 2 + 1).eval()
         frames = int(seconds_of_audio * features.sample_rate / features.hop_length)
         steps = frames // net.reduction_factor
         with torch.inference_mode():
@@ -225,7 +226,7 @@ def bench_rtf(teacher_cfg: Path, student_cfg: Path, student_key: str, seconds_of
         audio = steps * net.reduction_factor * features.hop_length / features.sample_rate
         out[f"{name}_params"] = sum(p.numel() for p in net.parameters())
         out[f"{name}_rtf_1_thread"] = round(t / audio, 4)
-    torch.set_num_threads(torch.get_num_threads())
+    torch.set_num_threads(threads)
     return out
 
 
@@ -242,7 +243,7 @@ def main() -> None:
     results["throughput"] = bench_throughput(4, 40 if args.quick else 60, 100 if args.quick else 200, repeat)
     results["lightning"] = bench_lightning_overhead(args.root, 5 if args.quick else 20)
     configs = ROOT / "configs"
-    results["student_vs_teacher"] = bench_rtf(configs / "tacotron_teacher.yaml", configs / "tacotron_student_tts.yaml", "student", 3.0)
+    results["student_vs_teacher"] = bench_rtf(configs / "tacotron_teacher.yaml", configs / "tacotron_student_tts.yaml", 3.0)
     if torch.cuda.is_available():  # NVIDIA's Tacotron2 setting: batch 128; LJSpeech-like 150 tokens -> 800 frames
         results["gpu"] = {precision: bench_throughput(32 if args.quick else 128, 150, 800, repeat, "cuda", dtype)
                           for precision, dtype in (("fp32_tf32", None), ("bf16_mixed", torch.bfloat16))}
