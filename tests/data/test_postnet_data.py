@@ -134,6 +134,14 @@ def test_validation_batches_are_whole_utterances_with_fixed_degradation(demo_roo
     assert not torch.equal(batches[0]["input"], batches[0]["target"])
 
 
+def test_a_validation_split_smaller_than_the_world_is_a_clear_error(demo_root, cache_dir):
+    dm = make_dm(demo_root, cache_dir)
+    n_val = len(dm.pairs["val"])
+    dm._ranks = lambda: (n_val + 1, 0)  # as if n_val + 1 DDP processes shared it
+    with pytest.raises(ValueError, match=rf"the val split has {n_val} utterance\(s\), fewer than the {n_val + 1}"):
+        dm.val_dataloader()
+
+
 def test_gta_dir_pairs_and_counted_skips(demo_root, cache_dir, tmp_path):
     dm = make_dm(demo_root, cache_dir)
     gta = tmp_path / "gta"

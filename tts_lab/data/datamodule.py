@@ -37,7 +37,7 @@ from tts_lab.data.dataset import Example, SpeechDataset
 from tts_lab.data.demo import ensure_demo_corpus
 from tts_lab.data.download import download_corpus
 from tts_lab.data.problems import ProblemReport
-from tts_lab.data.sampler import BucketBatchSampler
+from tts_lab.data.sampler import BucketBatchSampler, require_shareable
 from tts_lab.data.splits import Split, split_of
 from tts_lab.text import ASR_SYMBOLS, TTS_SYMBOLS, Tokenizer
 
@@ -209,10 +209,8 @@ class SpeechDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         dataset = self.datasets[split]
         world, rank = self._ranks()
-        if not train and len(dataset) < world:  # evaluation uses each utterance once: a rank would have none
-            hint = f" or a larger {split}_fraction" if split in ("val", "test") else ""
-            raise ValueError(f"the {split} split has {len(dataset)} utterance(s), fewer than the {world} processes "
-                             f"that share it: use fewer devices{hint}")
+        if not train:
+            require_shareable(len(dataset), world, split)
         if isinstance(dataset, SpeechDataset):
             sampler = BucketBatchSampler(
                 dataset.lengths, self.batch_size if train else self.eval_batch_size,

@@ -52,7 +52,7 @@ from tts_lab.data.datamodule import SpeechDataModule
 from tts_lab.data.dataset import Example
 from tts_lab.data.postnet_transforms import MelNormalizer, degrade, sample_crop, silent_frames
 from tts_lab.data.problems import ProblemReport
-from tts_lab.data.sampler import BucketBatchSampler
+from tts_lab.data.sampler import BucketBatchSampler, require_shareable
 
 
 def gta_path(gta_dir: str | Path, utt_id: str) -> Path:
@@ -380,6 +380,7 @@ class PostnetDataModule(SpeechDataModule):
     def _pair_loader(self, split: str) -> DataLoader:
         dataset = self.pairs[split]
         world, rank = self._ranks()
+        require_shareable(len(dataset), world, split)
         if isinstance(dataset, PairedMels):
             sampler = BucketBatchSampler(
                 dataset.lengths, self.eval_batch_size, num_replicas=world, rank=rank, shuffle=False, even=False

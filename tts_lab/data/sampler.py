@@ -157,6 +157,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         return full * self.pool_batches + -(-rest // self.batch_size)
 
 
+def require_shareable(n: int, world: int, split: str) -> None:
+    """An evaluation split uses each utterance once, so every one of ``world`` processes needs at least one."""
+    if n < world:
+        hint = f" or a larger {split}_fraction" if split in ("val", "test") else ""
+        raise ValueError(f"the {split} split has {n} utterance(s), fewer than the {world} processes that share it: "
+                         f"use fewer devices{hint}")
+
+
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
     """Share of padded frames when each batch is padded to its longest item."""
     real = padded = 0
