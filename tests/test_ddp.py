@@ -28,8 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 DDP = ["--trainer", str(CONFIGS / "trainer" / "cpu_ddp.yaml")]  # 2 CPU processes, gloo, bf16-mixed
 DDP_FP32 = [*DDP, "--trainer.precision=32-true"]
-TINY_CTC = ["--model.init_args.network.init_args.conv_channels=16", "--model.init_args.network.init_args.hidden=16",
-            "--model.init_args.network.init_args.num_layers=1"]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
 
@@ -59,7 +57,7 @@ def logged(save_dir: Path) -> dict[str, float]:
 def test_ctc_ddp_two_cpu_processes_bf16(demo_root, cache_dir, tmp_path):
     out = run_cli([
         "fit", "--config", str(CONFIGS / "ctc_asr.yaml"), *DDP, "--data.root", str(demo_root), "--data.batch_size=4",
-        *TINY_CTC, "--trainer.max_steps=3", "--trainer.limit_val_batches=2", *QUIET,
+        *th.TINY_CTC, "--trainer.max_steps=3", "--trainer.limit_val_batches=2", *QUIET,
         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
     ], cache_dir)
     assert out.count("tts_lab: caching log-mels") == 1  # the cache is built by one process, the other waits
@@ -147,7 +145,7 @@ def test_validation_metrics_on_two_ranks_equal_one_rank(family, demo_root, cache
 def test_ddp_run_killed_mid_epoch_resumes_exactly(demo_root, cache_dir, tmp_path):
     kill_at, max_steps = 7, 10  # 5 batches per rank and epoch: killed 2 batches into epoch 1
     common = ["fit", "--config", str(CONFIGS / "ctc_asr.yaml"), *DDP, "--data.root", str(demo_root),
-              "--data.batch_size=4", *TINY_CTC, "--model.init_args.network.init_args.dropout=0.3",
+              "--data.batch_size=4", *th.TINY_CTC, "--model.init_args.network.init_args.dropout=0.3",
               "--model.init_args.scheduler_interval=step", f"--trainer.max_steps={max_steps}",
               "--trainer.limit_val_batches=0", *QUIET,
               "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path)]

@@ -151,6 +151,13 @@ def ddp_anchor(module: nn.Module) -> Tensor:
     return 0.0 * sum(p.sum() for p in params) if params else torch.zeros(())
 
 
+def log_skipped_crops(task: pl.LightningModule, batch: dict, batch_size: int) -> None:
+    """The data module's count of crops it skipped (mostly silence or padding), summed over the epoch and ranks."""
+    if "skipped_crops" in batch:
+        task.log("train/skipped_crops", batch["skipped_crops"].float(), on_step=False, on_epoch=True,
+                 reduce_fx="sum", sync_dist=True, batch_size=batch_size)
+
+
 def clip_for(task: pl.LightningModule, optimizer, clip_vals: dict[int, float | None]) -> None:
     """Norm-clip ``optimizer``'s gradients to ``clip_vals[id(optimizer)]`` (None: no clipping).
 

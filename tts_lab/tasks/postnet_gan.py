@@ -129,9 +129,7 @@ class PostnetGANTask(pl.LightningModule):
             self.manual_backward(g_loss)
             g_opt.step()
             self.log_dict({"train/g_loss": g_loss, "train/l1": l1, "train/g_adv": g_adv}, prog_bar=False, batch_size=n)
-        if "skipped_crops" in batch:
-            self.log("train/skipped_crops", batch["skipped_crops"].float(), on_step=False, on_epoch=True,
-                     reduce_fx="sum", sync_dist=True, batch_size=n)
+        common.log_skipped_crops(self, batch, n)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         common.clip_for(self, optimizer, self._clip_vals)
